@@ -1,0 +1,3 @@
+module github.com/omniflow-go/omniflow
+
+go 1.26
