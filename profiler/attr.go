@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // AttrType says which value an Attr holds.
@@ -20,13 +21,14 @@ const (
 )
 
 // Attr is a key and a typed value attached to a span or event. It is a plain
-// value: building one never allocates, and spans copy attrs inline.
+// 40-byte value: building one never allocates, and records hold attrs inline.
+// Strings and integer lists are referenced through ptr (num is their
+// length), which keeps what they point to alive.
 type Attr struct {
 	Key  string
-	Type AttrType
+	ptr  unsafe.Pointer
 	num  uint64
-	str  string
-	ints []int
+	Type AttrType
 }
 
 // Int returns an integer attribute.
@@ -41,7 +43,9 @@ func Float64(key string, v float64) Attr {
 }
 
 // String returns a string attribute.
-func String(key, v string) Attr { return Attr{Key: key, Type: AttrString, str: v} }
+func String(key, v string) Attr {
+	return Attr{Key: key, Type: AttrString, ptr: unsafe.Pointer(unsafe.StringData(v)), num: uint64(len(v))}
+}
 
 // Bool returns a boolean attribute.
 func Bool(key string, v bool) Attr {
@@ -55,7 +59,9 @@ func Bool(key string, v bool) Attr {
 // Ints returns an integer-list attribute, typically a shape. The slice is
 // referenced, not copied: the caller must not modify it afterwards (tensor
 // shapes are immutable, which is what this is for).
-func Ints(key string, v []int) Attr { return Attr{Key: key, Type: AttrInts, ints: v} }
+func Ints(key string, v []int) Attr {
+	return Attr{Key: key, Type: AttrInts, ptr: unsafe.Pointer(unsafe.SliceData(v)), num: uint64(len(v))}
+}
 
 // AsInt returns the integer value (0 for other types).
 func (a Attr) AsInt() int64 {
@@ -77,13 +83,23 @@ func (a Attr) AsFloat() float64 {
 }
 
 // AsString returns the string value ("" for other types).
-func (a Attr) AsString() string { return a.str }
+func (a Attr) AsString() string {
+	if a.Type != AttrString || a.ptr == nil {
+		return ""
+	}
+	return unsafe.String((*byte)(a.ptr), int(a.num))
+}
 
 // AsBool returns the boolean value.
 func (a Attr) AsBool() bool { return a.Type == AttrBool && a.num != 0 }
 
 // AsInts returns the integer-list value.
-func (a Attr) AsInts() []int { return a.ints }
+func (a Attr) AsInts() []int {
+	if a.Type != AttrInts || a.ptr == nil {
+		return nil
+	}
+	return unsafe.Slice((*int)(a.ptr), int(a.num))
+}
 
 // Value returns the value as a Go value (allocates; for sinks, off the hot path).
 func (a Attr) Value() any {
@@ -93,11 +109,11 @@ func (a Attr) Value() any {
 	case AttrFloat:
 		return math.Float64frombits(a.num)
 	case AttrString:
-		return a.str
+		return a.AsString()
 	case AttrBool:
 		return a.num != 0
 	case AttrInts:
-		return a.ints
+		return a.AsInts()
 	}
 	return nil
 }
@@ -114,12 +130,12 @@ func (a Attr) AppendJSON(b []byte) []byte {
 		}
 		return strconv.AppendFloat(b, f, 'g', -1, 64)
 	case AttrString:
-		return appendJSONString(b, a.str)
+		return appendJSONString(b, a.AsString())
 	case AttrBool:
 		return strconv.AppendBool(b, a.num != 0)
 	case AttrInts:
 		b = append(b, '[')
-		for i, v := range a.ints {
+		for i, v := range a.AsInts() {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -133,7 +149,7 @@ func (a Attr) AppendJSON(b []byte) []byte {
 // String formats the value for humans.
 func (a Attr) String() string {
 	if a.Type == AttrString {
-		return a.Key + "=" + a.str
+		return a.Key + "=" + a.AsString()
 	}
 	return a.Key + "=" + string(a.AppendJSON(nil))
 }

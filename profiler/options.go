@@ -31,7 +31,7 @@ type Options struct {
 }
 
 // DefaultMaxEvents is the per-session event cap unless WithMaxEvents says otherwise.
-const DefaultMaxEvents = 4 << 20
+const DefaultMaxEvents = 1 << 20
 
 // DefaultQueueBatches is the export queue's length in batches of batchLen records.
 const DefaultQueueBatches = 256

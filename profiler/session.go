@@ -80,7 +80,9 @@ type session struct {
 
 	// owned by the exporter goroutine
 	exported   uint64
-	intervals  []Interval
+	intervals  [][]Interval // blocks of intervalBlock, so growth never copies
+	lastStage  int32
+	lastReq    string
 	requests   map[string]struct{}
 	reqOrder   []string
 	stageNames map[int32]string
@@ -294,8 +296,8 @@ func (s *session) run() {
 func (s *session) export(ctx context.Context, b []Record) {
 	for i := range b {
 		s.observe(&b[i])
+		s.exported++
 	}
-	s.exported += uint64(len(b))
 	for i, sk := range s.sinks {
 		if err := sk.Export(ctx, b); err != nil {
 			s.sinkError(i, err)
@@ -312,15 +314,19 @@ func (s *session) sinkError(i int, err error) {
 	s.p.cfg.logger.Warn("profile export failed", "sink", s.sinkNames[i], "err", err)
 }
 
+const intervalBlock = 4096
+
 // observe keeps what the manifest and the summary need of a record.
 func (s *session) observe(r *Record) {
-	if r.StageName != "" {
-		if _, ok := s.stageNames[r.Stage]; !ok {
+	if r.Stage != s.lastStage || s.exported == 0 {
+		s.lastStage = r.Stage
+		if _, ok := s.stageNames[r.Stage]; !ok || r.StageName != "" {
 			s.stageNames[r.Stage] = r.StageName
 		}
 	}
 	s.stageEvts[r.Stage]++
-	if r.Request != "" {
+	if r.Request != "" && r.Request != s.lastReq {
+		s.lastReq = r.Request
 		if _, ok := s.requests[r.Request]; !ok {
 			s.requests[r.Request] = struct{}{}
 			s.reqOrder = append(s.reqOrder, r.Request)
@@ -342,7 +348,24 @@ func (s *session) observe(r *Record) {
 	if a, ok := r.Attr("bytes"); ok {
 		iv.Bytes = a.AsFloat()
 	}
-	s.intervals = append(s.intervals, iv)
+	if n := len(s.intervals); n == 0 || len(s.intervals[n-1]) == intervalBlock {
+		s.intervals = append(s.intervals, make([]Interval, 0, intervalBlock))
+	}
+	last := &s.intervals[len(s.intervals)-1]
+	*last = append(*last, iv)
+}
+
+func (s *session) allIntervals() []Interval {
+	n := 0
+	for _, b := range s.intervals {
+		n += len(b)
+	}
+	all := make([]Interval, 0, n)
+	for _, b := range s.intervals {
+		all = append(all, b...)
+	}
+	s.intervals = nil
+	return all
 }
 
 func (s *session) finalize(ctx context.Context, reason StopReason) {
@@ -419,9 +442,8 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 		Started:      s.info.Started,
 		Stopped:      stopped,
 		Stages:       s.stageInfos(),
-		Summary:      Summarize(s.intervals),
+		Summary:      Summarize(s.allIntervals()),
 	}
-	s.intervals = nil
 	var errs []error
 	errs = append(errs, s.sinkErrs...)
 	if s.info.Dir != "" {

@@ -99,8 +99,13 @@ func (s Span) SetAttributes(attrs ...Attr) {
 
 // End ends the span. Call it once, from the goroutine that started it.
 func (s Span) End() {
-	d := s.d
-	if d == nil || d.gen != s.gen {
+	if s.d != nil {
+		s.d.end(s.gen)
+	}
+}
+
+func (d *spanData) end(gen uint32) {
+	if d.gen != gen {
 		return
 	}
 	end := Now()
@@ -116,7 +121,9 @@ func (s Span) End() {
 	}
 	d.gen++
 	d.sess, d.st, d.region, d.closesWindow = nil, nil, nil, false
-	d.rec = Record{}
+	// Only the fields that a new span does not overwrite are reset (a full
+	// clear would cost as much as the copy into the batch).
+	d.rec.NumAttrs, d.rec.Parent, d.rec.Value = 0, 0, 0
 	spanPool.Put(d)
 }
 
@@ -125,18 +132,26 @@ func (s Span) End() {
 // under it. With no profile recording this costs a few nanoseconds and does
 // not allocate.
 func Start(ctx context.Context, name string, attrs ...Attr) (context.Context, Span) {
-	if active.Load() == 0 && !trace.IsEnabled() {
+	if off() {
 		return ctx, Span{}
 	}
 	return startSpan(ctx, KindModule, name, attrs)
 }
 
+// off reports that no span needs to be made: nothing records and Go's
+// execution tracer is off.
+func off() bool { return active.Load() == 0 && !trace.IsEnabled() }
+
 // StartKind starts a span of the given kind; device dispatch uses it for
 // kernels. KindIteration spans should come from Step, which counts them.
 func StartKind(ctx context.Context, kind Kind, name string, attrs ...Attr) (context.Context, Span) {
-	if active.Load() == 0 && !trace.IsEnabled() {
+	if off() {
 		return ctx, Span{}
 	}
+	return startKind(ctx, kind, name, attrs)
+}
+
+func startKind(ctx context.Context, kind Kind, name string, attrs []Attr) (context.Context, Span) {
 	if kind == KindIteration {
 		return stepSpan(ctx, name, attrs)
 	}
@@ -148,7 +163,7 @@ func StartKind(ctx context.Context, kind Kind, name string, attrs ...Attr) (cont
 // max-iteration windows of the running profile are in these units, and spans
 // started from the returned context carry the iteration's index.
 func Step(ctx context.Context, name string, attrs ...Attr) (context.Context, Span) {
-	if active.Load() == 0 && !trace.IsEnabled() {
+	if off() {
 		return ctx, Span{}
 	}
 	return stepSpan(ctx, name, attrs)
