@@ -43,7 +43,7 @@ func BenchmarkSpanOn(b *testing.B) {
 		attrs []profiler.Attr
 	}{
 		{"noattrs", nil},
-		{"kernel-attrs", []profiler.Attr{profiler.Int("flops", 1 << 30), profiler.Int("bytes", 1 << 20), profiler.String("dtype", "f32"), profiler.Ints("a", []int{64, 64})}},
+		{"kernel-attrs", []profiler.Attr{profiler.Int("flops", 1<<30), profiler.Int("bytes", 1<<20), profiler.String("dtype", "f32"), profiler.Ints("a", []int{64, 64})}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			p, err := profiler.New(profiler.WithSink(discardFactory), profiler.WithMaxEvents(1<<30))
