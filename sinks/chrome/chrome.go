@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,8 +18,9 @@ import (
 // DefaultFileName is the trace's name inside the session folder.
 const DefaultFileName = "trace.json.gz"
 
-// DefaultMaxFlowAnchors bounds the operator slices a session remembers for
-// its flow arrows (16 bytes each, so 16 MiB at most).
+// DefaultMaxFlowAnchors bounds the operator slices a session holds for its
+// flow arrows (32 bytes of memory each, so 32 MiB at most; their events
+// wait in a temporary file).
 const DefaultMaxFlowAnchors = 1 << 20
 
 // ErrShutdown is returned by Export after Shutdown.
@@ -41,10 +43,10 @@ type config struct {
 // DefaultFileName). The file is gzip-compressed whatever its name.
 func WithFileName(name string) Option { return func(c *config) { c.fileName = name } }
 
-// WithMaxFlowAnchors bounds how many operator slices a session keeps to draw
-// flow arrows from (default DefaultMaxFlowAnchors); 0 draws no arrows. Past
-// the bound, the requests that lose a slice get no arrows, and the trace's
-// otherData counts them.
+// WithMaxFlowAnchors bounds how many operator slices a session holds to
+// draw flow arrows between (default DefaultMaxFlowAnchors); 0 draws no
+// arrows. Past the bound, slices are written at once and their requests
+// get no arrows; the trace's otherData counts them.
 func WithMaxFlowAnchors(n int) Option { return func(c *config) { c.maxAnchors = n } }
 
 // WithCompressionLevel sets the gzip level (default gzip.BestSpeed: the
@@ -111,6 +113,7 @@ func (e *Exporter) Open(ctx context.Context, info profiler.SessionInfo) (profile
 	}
 	s := &Sink{
 		enc:   newEncoder(info, e.cfg.maxAnchors),
+		dir:   info.Dir,
 		final: final,
 		tmp:   f,
 		bw:    bw,
@@ -125,15 +128,20 @@ func (e *Exporter) Open(ctx context.Context, info profiler.SessionInfo) (profile
 }
 
 // Sink writes one session's trace. Export encodes each batch and writes it
-// through gzip at once, so the trace is never held in memory; Shutdown adds
-// the flow arrows and the trailer and renames the file into place.
+// through gzip at once, so the trace is never held in memory; only the
+// operator slices of requests wait, in a temporary file, for Shutdown to
+// write them in order of start with the flow arrows between them. Shutdown
+// then adds the trailer and renames the file into place.
 type Sink struct {
 	mu     sync.Mutex
 	enc    *encoder
+	dir    string
 	final  string
 	tmp    *os.File
 	bw     *bufio.Writer
 	gz     *gzip.Writer
+	spill  *os.File // operator slices held for Shutdown (see encoder.spill)
+	spillW *bufio.Writer
 	err    error // first write error; the file is abandoned
 	closed bool
 	files  []string
@@ -165,7 +173,33 @@ func (s *Sink) Export(ctx context.Context, batch []profiler.Record) error {
 		b = s.enc.appendRecord(b, &batch[i])
 	}
 	s.enc.buf = b
-	return s.write(b)
+	if err := s.write(b); err != nil {
+		return err
+	}
+	return s.writeSpill()
+}
+
+// writeSpill appends the batch's held operator slices to the spill file.
+func (s *Sink) writeSpill() error {
+	e := s.enc
+	if len(e.spill) == 0 {
+		return nil
+	}
+	if s.spill == nil {
+		f, err := os.CreateTemp(s.dir, "."+filepath.Base(s.final)+".*.slices.tmp")
+		if err != nil {
+			s.err = fmt.Errorf("chrome sink: %w", err)
+			return s.err
+		}
+		s.spill, s.spillW = f, bufio.NewWriterSize(f, 64<<10)
+	}
+	if _, err := s.spillW.Write(e.spill); err != nil {
+		s.err = fmt.Errorf("chrome sink: writing %s: %w", s.spill.Name(), err)
+		return s.err
+	}
+	e.spillOff += int64(len(e.spill))
+	e.spill = e.spill[:0]
+	return nil
 }
 
 func (s *Sink) write(b []byte) error {
@@ -199,9 +233,17 @@ func (s *Sink) shutdown(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fail(fmt.Errorf("chrome sink: shutdown: %w", err))
 	}
-	if err := s.enc.writeFlows(ctx, s.write); err != nil {
+	var spill io.ReaderAt = strings.NewReader("")
+	if s.spill != nil {
+		if err := s.spillW.Flush(); err != nil {
+			return fail(fmt.Errorf("chrome sink: writing %s: %w", s.spill.Name(), err))
+		}
+		spill = s.spill
+	}
+	if err := s.enc.writeHeld(ctx, spill, s.write); err != nil {
 		return fail(err)
 	}
+	s.removeSpill()
 	if err := s.write(s.enc.appendTrailer(s.enc.buf[:0])); err != nil {
 		return fail(err)
 	}
@@ -225,11 +267,20 @@ func (s *Sink) shutdown(ctx context.Context) error {
 	return nil
 }
 
-// abort closes and removes the temporary file.
+// abort closes and removes the temporary files.
 func (s *Sink) abort() {
 	s.tmp.Close() // may already be closed
 	os.Remove(s.tmp.Name())
+	s.removeSpill()
 	s.enc.release()
+}
+
+func (s *Sink) removeSpill() {
+	if s.spill != nil {
+		s.spill.Close()
+		os.Remove(s.spill.Name())
+		s.spill, s.spillW = nil, nil
+	}
 }
 
 // Files returns the trace's path once Shutdown has succeeded, else nil.

@@ -290,9 +290,10 @@ func TestFileAppearsOnlyAfterShutdown(t *testing.T) {
 	if _, err := os.Stat(final); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("final file exists before Shutdown: %v", err)
 	}
+	// The trace and the operator slices held for Shutdown.
 	tmp, _ := filepath.Glob(filepath.Join(dir, ".trace.json.gz.*.tmp"))
-	if len(tmp) != 1 {
-		t.Fatalf("temporary files %v, want one", tmp)
+	if len(tmp) != 2 {
+		t.Fatalf("temporary files %v, want two", tmp)
 	}
 	if f := s.Files(); len(f) != 0 {
 		t.Errorf("Files before Shutdown: %v", f)
@@ -450,8 +451,8 @@ func TestFlowCap(t *testing.T) {
 	dir := t.TempDir()
 	in := info(dir)
 	s := open(t, in, chrome.WithMaxFlowAnchors(4))
-	// a: two slices on two stages; b: its third slice is over the cap, so
-	// b draws no arrows and frees its two; c then fits.
+	// a: two slices on two stages, held. b: two held, its third is over the
+	// cap, so b draws no arrows. c: over the cap from the start.
 	err := s.Export(ctx, []profiler.Record{
 		op(in, 0, 0, "a", 10, 20), op(in, 1, 0, "a", 30, 40),
 		op(in, 0, 0, "b", 50, 60), op(in, 1, 0, "b", 70, 80),
@@ -469,13 +470,44 @@ func TestFlowCap(t *testing.T) {
 	for _, f := range tr.Flows {
 		names = append(names, f.Name)
 	}
-	if fmt.Sprint(names) != "[request a request c]" {
+	if fmt.Sprint(names) != "[request a]" {
 		t.Errorf("flows %v", names)
 	}
+	if n := len(tr.Slices()); n != 7 {
+		t.Errorf("%d slices written, want all 7", n)
+	}
 	od := tr.OtherData
-	// Written: a and c. Dropped: b's three slices, one request.
-	if fmt.Sprintf("%v %v %v", od["flows_written"], od["flows_dropped"], od["flow_requests_dropped"]) != "2 3 1" {
+	// Written: a's. Dropped: b's three slices and c's two; requests b and c.
+	if fmt.Sprintf("%v %v %v", od["flows_written"], od["flows_dropped"], od["flow_requests_dropped"]) != "1 5 2" {
 		t.Errorf("otherData %v", od)
+	}
+}
+
+// TestFlowFileOrder exports a request's later slice before its earlier
+// one, as the profiler's shards may: the trace must still have the source
+// slice first, for DevTools.
+func TestFlowFileOrder(t *testing.T) {
+	ctx := context.Background()
+	in := info(t.TempDir())
+	s := open(t, in)
+	if err := s.Export(ctx, []profiler.Record{op(in, 2, 0, "r", 500, 600), op(in, 1, 3, "r", 300, 400)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Export(ctx, []profiler.Record{op(in, 0, 0, "r", 100, 700)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr := chrometest.Validate(t, s.Path())
+	if len(tr.Flows) != 2 {
+		t.Fatalf("%d flows, want 2", len(tr.Flows))
+	}
+	for i, want := range [][2]int64{{2, 3}, {3, 4}} { // pids: stage 0 -> 1 -> 2
+		f := tr.Flows[i]
+		if f.From.Pid != want[0] || f.To.Pid != want[1] {
+			t.Errorf("flow %d: pid %d -> %d", i, f.From.Pid, f.To.Pid)
+		}
 	}
 }
 
@@ -514,6 +546,9 @@ func TestCheckCatchesBadTraces(t *testing.T) {
 		{"unbound flow", wrap(x(1, "a", "1", "10") + x(2, "c", "5", "1") +
 			`,{"ph":"s","cat":"operator","name":"r","id":1,"pid":1,"tid":1,"ts":2}` +
 			`,{"ph":"f","bp":"e","cat":"operator","name":"r","id":1,"pid":1,"tid":2,"ts":5}`), "binds to no slice"},
+		{"source after destination in the file", wrap(x(2, "c", "5", "1") + x(1, "a", "1", "10") +
+			`,{"ph":"s","cat":"operator","name":"r","id":1,"pid":1,"tid":1,"ts":1}` +
+			`,{"ph":"f","bp":"e","cat":"operator","name":"r","id":1,"pid":1,"tid":2,"ts":5}`), "comes after its destination"},
 		{"backwards flow", wrap(x(1, "a", "1", "10") + x(2, "c", "5", "1") +
 			`,{"ph":"s","cat":"operator","name":"r","id":1,"pid":1,"tid":2,"ts":5}` +
 			`,{"ph":"f","bp":"e","cat":"operator","name":"r","id":1,"pid":1,"tid":1,"ts":1}`), "back in time"},

@@ -24,16 +24,20 @@
 // the slice they bind to, which is how Chrome's importer finds it; the
 // finishing end binds to its enclosing slice ("bp":"e"), and both ends
 // share a name ("request <id>") and a unique id, which is how Perfetto
-// pairs them. Arrows need every slice of a request, so they are written
-// at Shutdown from a compact list (16 bytes per operator slice, bounded by
-// WithMaxFlowAnchors); a request that loses a slice to the bound gets no
-// arrows rather than wrong ones, and otherData counts what was dropped.
+// pairs them. Chrome DevTools also takes an arrow's direction from the
+// order in which it meets the two slices in the file, and records arrive
+// in the order spans end, from several shards; so the operator slices of
+// requests are held back — encoded, in a temporary file, with 32 bytes
+// each in memory, bounded by WithMaxFlowAnchors — and written at Shutdown
+// in order of start, followed by the arrows. A request that has a slice
+// over the bound gets no arrows rather than wrong ones, and otherData
+// counts what was dropped.
 //
-// The file is written as the records arrive — each batch is encoded with
-// strconv into a reused buffer and goes straight into the gzip stream —
-// under a temporary name in the session folder, and renamed into place
-// only when Shutdown has completed it, so a file under the final name is
-// always whole.
+// Everything else is written as the records arrive — each batch is
+// encoded with strconv into a reused buffer and goes straight into the
+// gzip stream — under a temporary name in the session folder, renamed
+// into place only when Shutdown has completed it, so a file under the
+// final name is always whole.
 //
 // The package chrometest decodes and checks such traces for tests.
 package chrome

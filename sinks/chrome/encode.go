@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -35,6 +36,13 @@ type encoder struct {
 
 	flows           flowTracker
 	countersSkipped uint64
+
+	// Operator slices that carry a request are held back (encoded, in the
+	// spill file) and written at Shutdown in order of start, so that every
+	// flow arrow's source slice precedes its destination in the file:
+	// Chrome DevTools draws an arrow in the order it meets the slices.
+	spill    []byte // this batch's held slices, for the spill file
+	spillOff int64  // bytes in the spill file before spill
 }
 
 type laneKey struct{ stage, lane int32 }
@@ -52,7 +60,7 @@ func newEncoder(info profiler.SessionInfo, maxAnchors int) *encoder {
 		buf:   make([]byte, 0, 64<<10),
 		lanes: map[laneKey]*laneMeta{},
 		procs: map[int32]*procMeta{},
-		flows: flowTracker{max: maxAnchors, reqs: map[string]*requestFlow{}},
+		flows: flowTracker{max: maxAnchors, reqs: map[string]int32{}},
 	}
 }
 
@@ -71,13 +79,13 @@ func (e *encoder) ts(t int64) int64 {
 	return max(t-e.info.StartedMono+leadIn, minTS)
 }
 
-// next starts an event: a separator, a newline, and the opening brace.
+// next starts an event: a separator and a newline.
 func (e *encoder) next(b []byte) []byte {
 	if e.n > 0 {
 		b = append(b, ',')
 	}
 	e.n++
-	return append(b, '\n', '{')
+	return append(b, '\n')
 }
 
 func (e *encoder) appendRecord(b []byte, r *profiler.Record) []byte {
@@ -87,22 +95,22 @@ func (e *encoder) appendRecord(b []byte, r *profiler.Record) []byte {
 	switch {
 	case r.Kind.IsSpan():
 		end := max(e.ts(r.End), ts)
-		b = e.next(b)
-		b = append(b, `"ph":"X","cat":"`...)
-		b = append(b, r.Kind.String()...)
-		b = append(b, `","name":`...)
-		b = profiler.AppendJSONString(b, r.Name)
-		b = appendPidTidTS(b, pid, tid, ts)
-		b = append(b, `,"dur":`...)
-		b = appendMicros(b, end-ts)
-		b = appendArgs(b, r)
-		b = append(b, '}')
 		if r.Kind == profiler.KindOperator && r.Request != "" {
-			e.flows.add(r.Request, anchor{ts: ts, pid: int32(pid), tid: int32(tid)})
+			if req, ok := e.flows.admit(r.Request); ok {
+				n := len(e.spill)
+				e.spill = appendSlice(e.spill, r, pid, tid, ts, end)
+				e.flows.anchors = append(e.flows.anchors, anchor{
+					ts: ts, off: e.spillOff + int64(n), n: int32(len(e.spill) - n),
+					pid: int32(pid), tid: int32(tid), req: req,
+				})
+				return b
+			}
 		}
+		b = e.next(b)
+		b = appendSlice(b, r, pid, tid, ts, end)
 	case r.Kind == profiler.KindInstant:
 		b = e.next(b)
-		b = append(b, `"ph":"i","s":"t","cat":"instant","name":`...)
+		b = append(b, `{"ph":"i","s":"t","cat":"instant","name":`...)
 		b = profiler.AppendJSONString(b, r.Name)
 		b = appendPidTidTS(b, pid, tid, ts)
 		b = appendArgs(b, r)
@@ -114,7 +122,7 @@ func (e *encoder) appendRecord(b []byte, r *profiler.Record) []byte {
 		}
 		// Every key of a counter's args is a series: value is the only one.
 		b = e.next(b)
-		b = append(b, `"ph":"C","cat":"counter","name":`...)
+		b = append(b, `{"ph":"C","cat":"counter","name":`...)
 		b = profiler.AppendJSONString(b, r.Name)
 		b = appendPidTidTS(b, pid, tid, ts)
 		b = append(b, `,"args":{"value":`...)
@@ -122,6 +130,19 @@ func (e *encoder) appendRecord(b []byte, r *profiler.Record) []byte {
 		b = append(b, `}}`...)
 	}
 	return b
+}
+
+// appendSlice writes a span as a complete event.
+func appendSlice(b []byte, r *profiler.Record, pid, tid, ts, end int64) []byte {
+	b = append(b, `{"ph":"X","cat":"`...)
+	b = append(b, r.Kind.String()...)
+	b = append(b, `","name":`...)
+	b = profiler.AppendJSONString(b, r.Name)
+	b = appendPidTidTS(b, pid, tid, ts)
+	b = append(b, `,"dur":`...)
+	b = appendMicros(b, end-ts)
+	b = appendArgs(b, r)
+	return append(b, '}')
 }
 
 func appendPidTidTS(b []byte, pid, tid, ts int64) []byte {
@@ -212,7 +233,7 @@ func (e *encoder) appendMeta(b []byte, r *profiler.Record) []byte {
 				e.procs[r.Stage] = pm
 				b = e.appendProcessName(b, r)
 				b = e.next(b)
-				b = append(b, `"ph":"M","name":"process_sort_index","pid":`...)
+				b = append(b, `{"ph":"M","name":"process_sort_index","pid":`...)
 				b = strconv.AppendInt(b, pidOf(r.Stage), 10)
 				b = append(b, `,"tid":0,"args":{"sort_index":`...)
 				b = strconv.AppendInt(b, int64(r.Stage), 10)
@@ -222,7 +243,7 @@ func (e *encoder) appendMeta(b []byte, r *profiler.Record) []byte {
 			e.lanes[k] = lm
 			b = e.appendThreadName(b, r)
 			b = e.next(b)
-			b = append(b, `"ph":"M","name":"thread_sort_index","pid":`...)
+			b = append(b, `{"ph":"M","name":"thread_sort_index","pid":`...)
 			b = strconv.AppendInt(b, pidOf(r.Stage), 10)
 			b = append(b, `,"tid":`...)
 			b = strconv.AppendInt(b, tidOf(r.Lane), 10)
@@ -245,7 +266,7 @@ func (e *encoder) appendMeta(b []byte, r *profiler.Record) []byte {
 
 func (e *encoder) appendProcessName(b []byte, r *profiler.Record) []byte {
 	b = e.next(b)
-	b = append(b, `"ph":"M","name":"process_name","pid":`...)
+	b = append(b, `{"ph":"M","name":"process_name","pid":`...)
 	b = strconv.AppendInt(b, pidOf(r.Stage), 10)
 	b = append(b, `,"tid":0,"args":{"name":`...)
 	var name string
@@ -263,7 +284,7 @@ func (e *encoder) appendProcessName(b []byte, r *profiler.Record) []byte {
 
 func (e *encoder) appendThreadName(b []byte, r *profiler.Record) []byte {
 	b = e.next(b)
-	b = append(b, `"ph":"M","name":"thread_name","pid":`...)
+	b = append(b, `{"ph":"M","name":"thread_name","pid":`...)
 	b = strconv.AppendInt(b, pidOf(r.Stage), 10)
 	b = append(b, `,"tid":`...)
 	b = strconv.AppendInt(b, tidOf(r.Lane), 10)
@@ -294,7 +315,7 @@ func (e *encoder) appendTrailer(b []byte) []byte {
 	b = append(b, `,"flows_written":`...)
 	b = strconv.AppendUint(b, e.flows.written, 10)
 	b = append(b, `,"flows_dropped":`...)
-	b = strconv.AppendUint(b, e.flows.droppedAnchors, 10)
+	b = strconv.AppendUint(b, e.flows.droppedSlices, 10)
 	b = append(b, `,"flow_requests_dropped":`...)
 	b = strconv.AppendUint(b, e.flows.droppedRequests, 10)
 	b = append(b, `,"counter_samples_skipped":`...)
@@ -302,105 +323,131 @@ func (e *encoder) appendTrailer(b []byte) []byte {
 	return append(b, "}}\n"...)
 }
 
-// anchor is what a flow arrow needs of an operator slice.
+// anchor is a held operator slice: where its event is in the spill file,
+// and what a flow arrow needs of it.
 type anchor struct {
 	ts       int64 // as written
+	off      int64 // of its event in the spill file
+	n        int32 // the event's length
 	pid, tid int32
+	req      int32 // index in flowTracker.names
 }
 
-type requestFlow struct {
-	anchors []anchor
-	dropped bool // lost a slice to the cap: draws no arrows
-}
-
-// flowTracker keeps, per request, the operator slices that flow arrows
-// join. Arrows are drawn at Shutdown, when every slice is known.
+// flowTracker keeps the operator slices that flow arrows join, per
+// request. Arrows are drawn at Shutdown, when every slice is known.
 type flowTracker struct {
-	max   int
-	held  int
-	reqs  map[string]*requestFlow
-	order []string // requests in the order first seen, for a stable output
+	max     int
+	anchors []anchor
+	reqs    map[string]int32
+	names   []string // requests in the order first seen, for a stable output
+	dropped []bool   // per request: a slice of it was over the cap
 
 	written         uint64
-	droppedAnchors  uint64 // operator slices left without arrows by the cap
+	droppedSlices   uint64 // operator slices left without arrows by the cap
 	droppedRequests uint64
 }
 
-func (t *flowTracker) add(req string, a anchor) {
+// admit says whether an operator slice of req is held for arrows. Over the
+// cap it is not, and its request gets no arrows at all: an arrow that
+// skipped the missing slice would be wrong.
+func (t *flowTracker) admit(req string) (int32, bool) {
 	if t.max == 0 {
-		return
+		return 0, false
 	}
-	rf := t.reqs[req]
-	if rf == nil {
-		rf = &requestFlow{}
-		t.reqs[req] = rf
-		t.order = append(t.order, req)
+	i, ok := t.reqs[req]
+	if !ok {
+		i = int32(len(t.names))
+		t.reqs[req] = i
+		t.names = append(t.names, req)
+		t.dropped = append(t.dropped, false)
 	}
-	if rf.dropped {
-		t.droppedAnchors++
-		return
+	if t.dropped[i] {
+		t.droppedSlices++
+		return i, false
 	}
-	if t.held >= t.max {
-		// A request missing a slice would get an arrow that skips it:
-		// draw none for it instead, and give its memory to the others.
-		t.droppedAnchors += uint64(len(rf.anchors)) + 1
+	if len(t.anchors) >= t.max {
+		t.dropped[i] = true
 		t.droppedRequests++
-		t.held -= len(rf.anchors)
-		rf.anchors, rf.dropped = nil, true
-		return
+		t.droppedSlices++
+		return i, false
 	}
-	rf.anchors = append(rf.anchors, a)
-	t.held++
+	return i, true
 }
 
-// writeFlows draws, for each request, an arrow between each two
-// consecutive operator slices (by start) on different lanes. Both ends
-// carry their slice's exact cat, pid, tid and ts, which is how Chrome binds
-// a flow event to a slice; the finishing end binds to its enclosing slice
-// ("bp":"e").
-func (e *encoder) writeFlows(ctx context.Context, write func([]byte) error) error {
+// writeHeld writes the held operator slices, read back from the spill
+// file, in order of start, then the flow arrows: for each request, one
+// between each two consecutive slices (by start) on different lanes. Both
+// ends carry their slice's exact cat, pid, tid and ts, which is how Chrome
+// binds a flow event to a slice; the finishing end binds to its enclosing
+// slice ("bp":"e").
+func (e *encoder) writeHeld(ctx context.Context, spill io.ReaderAt, write func([]byte) error) error {
 	t := &e.flows
+	as := t.anchors
+	slices.SortFunc(as, func(x, y anchor) int {
+		return cmp.Or(cmp.Compare(x.ts, y.ts), cmp.Compare(x.pid, y.pid), cmp.Compare(x.tid, y.tid), cmp.Compare(x.off, y.off))
+	})
 	b := e.buf[:0]
-	for i, req := range t.order {
-		if i%1024 == 0 {
+	flush := func(force bool) error {
+		if len(b) < 256<<10 && !force {
+			return nil
+		}
+		err := write(b)
+		b = b[:0]
+		return err
+	}
+	for i, a := range as {
+		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
-				return fmt.Errorf("chrome sink: writing flow arrows: %w", err)
+				return fmt.Errorf("chrome sink: writing operator slices: %w", err)
 			}
 		}
-		rf := t.reqs[req]
-		if rf.dropped || len(rf.anchors) < 2 {
-			continue
+		b = e.next(b)
+		n := len(b)
+		b = slices.Grow(b, int(a.n))[:n+int(a.n)]
+		if _, err := spill.ReadAt(b[n:], a.off); err != nil {
+			return fmt.Errorf("chrome sink: reading back operator slices: %w", err)
 		}
-		as := rf.anchors
-		slices.SortFunc(as, func(x, y anchor) int {
-			return cmp.Or(cmp.Compare(x.ts, y.ts), cmp.Compare(x.pid, y.pid), cmp.Compare(x.tid, y.tid))
-		})
-		for j := 1; j < len(as); j++ {
-			from, to := as[j-1], as[j]
-			if from.pid == to.pid && from.tid == to.tid {
-				continue
+		if err := flush(false); err != nil {
+			return err
+		}
+	}
+	// Arrows, request by request (a stable sort keeps each one's slices
+	// in order of start).
+	slices.SortStableFunc(as, func(x, y anchor) int { return cmp.Compare(x.req, y.req) })
+	for i := 0; i < len(as); {
+		j := i + 1
+		for j < len(as) && as[j].req == as[i].req {
+			j++
+		}
+		req := as[i].req
+		if t.dropped[req] {
+			t.droppedSlices += uint64(j - i)
+		} else {
+			for k := i + 1; k < j; k++ {
+				from, to := as[k-1], as[k]
+				if from.pid == to.pid && from.tid == to.tid {
+					continue
+				}
+				t.written++
+				b = e.appendFlow(b, 's', t.names[req], t.written, from)
+				b = e.appendFlow(b, 'f', t.names[req], t.written, to)
 			}
-			t.written++
-			b = e.appendFlow(b, 's', req, t.written, from)
-			b = e.appendFlow(b, 'f', req, t.written, to)
-		}
-		if len(b) >= 256<<10 {
-			if err := write(b); err != nil {
+			if err := flush(false); err != nil {
 				return err
 			}
-			b = b[:0]
 		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("chrome sink: writing flow arrows: %w", ctx.Err())
+		}
+		i = j
 	}
 	e.buf = b[:0]
-	if len(b) > 0 {
-		return write(b)
-	}
-	return nil
+	return flush(true)
 }
 
 func (e *encoder) appendFlow(b []byte, ph byte, req string, id uint64, a anchor) []byte {
 	b = e.next(b)
-	b = append(b, `"ph":"`...)
+	b = append(b, `{"ph":"`...)
 	b = append(b, ph, '"')
 	if ph == 'f' {
 		b = append(b, `,"bp":"e"`...)

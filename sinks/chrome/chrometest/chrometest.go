@@ -131,8 +131,9 @@ const maxProblems = 20
 //   - instants are thread-scoped, counters carry args {"value": number};
 //   - every flow start "s" has exactly one finish "f" (with "bp":"e") of the
 //     same id, name and cat; each end binds to an "X" slice with the same
-//     cat, pid, tid and ts; an arrow joins two different lanes and does not
-//     go back in time.
+//     cat, pid, tid and ts; an arrow joins two different lanes, does not
+//     go back in time, and its source slice comes first in the file (Chrome
+//     DevTools draws an arrow from the slice it meets first to the other).
 //
 // The error lists the problems found (up to 20); the Trace is returned
 // when the JSON could be decoded, problems or not.
@@ -445,6 +446,9 @@ func (c *checker) checkFlows() {
 		}
 		if f.TS < s.TS {
 			c.problem("flow id %s: goes back in time (%d ns -> %d ns)", id, s.TS, f.TS)
+		}
+		if from != nil && to != nil && from.Index > to.Index {
+			c.problem("flow id %s: its source slice (event %d) comes after its destination (event %d) in the file", id, from.Index, to.Index)
 		}
 		c.tr.Flows = append(c.tr.Flows, Flow{ID: id, Name: s.Name, Cat: s.Cat, Start: s, Finish: f, From: from, To: to})
 	}
