@@ -510,24 +510,100 @@ func (a *eventArgs) flops() float64 {
 }
 
 func (a *eventArgs) UnmarshalJSON(b []byte) error {
-	if b[0] != '{' {
+	// Most events (PyTorch's cpu_ops with their input dims and types) have
+	// none of the keys: skip them without a look.
+	if b[0] != '{' || !(bytes.Contains(b, []byte(`"flops"`)) || bytes.Contains(b, []byte(`"FLOPs"`)) || bytes.Contains(b, []byte(`"bytes"`))) {
 		return nil
 	}
-	var v struct {
-		Flops optNumber `json:"flops"`
-		FLOPs optNumber `json:"FLOPs"`
-		Bytes optNumber `json:"bytes"`
+	// The decoder has checked b: walk its top-level keys.
+	i := 1
+	for {
+		i = skipSpace(b, i)
+		if i >= len(b) || b[i] != '"' {
+			return nil // '}' or, were b malformed, the end
+		}
+		kEnd := stringEnd(b, i)
+		key := b[i+1 : kEnd-1]
+		i = skipSpace(b, kEnd) + 1 // past ':'
+		i = skipSpace(b, i)
+		vEnd := valueEnd(b, i)
+		var dst *optNumber
+		switch string(key) {
+		case "flops":
+			dst = &a.Flops
+		case "FLOPs":
+			dst = &a.FLOPs
+		case "bytes":
+			dst = &a.Bytes
+		}
+		if dst != nil && vEnd <= len(b) {
+			dst.UnmarshalJSON(b[i:vEnd])
+		}
+		i = skipSpace(b, vEnd)
+		if i >= len(b) || b[i] != ',' {
+			return nil
+		}
+		i++
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return fmt.Errorf("args: %w", err)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
 	}
-	*a = eventArgs(v)
-	return nil
+	return i
+}
+
+// stringEnd returns the index just past the string literal at b[i].
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd returns the index just past the JSON value at b[i].
+func valueEnd(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			i = stringEnd(b, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i // the end of the enclosing object
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
 }
 
 type optNumber struct{ v float64 }
 
+// UnmarshalJSON keeps a finite number and forgets anything else, so that
+// of duplicate keys the last one counts, as with encoding/json.
 func (o *optNumber) UnmarshalJSON(b []byte) error {
+	o.v = 0
 	if isNumber(b) {
 		if f, err := strconv.ParseFloat(string(b), 64); err == nil && !math.IsInf(f, 0) {
 			o.v = f

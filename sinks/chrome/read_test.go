@@ -125,6 +125,12 @@ func TestReadIntervalsForms(t *testing.T) {
 	if len(ivs) != 2 || ivs[0].Name != "i" || ivs[0].End != 3000 || ivs[1].Name != "o" || ivs[1].Start != 1000 || ivs[1].End != 5500 {
 		t.Errorf("B/E matching: %+v", ivs)
 	}
+	// Only top-level numeric args count.
+	ivs, _ = chrome.ReadIntervals(strings.NewReader(`[{"ph":"X","ts":1,"dur":1,"args":` +
+		`{"note":"\"flops\": 5, \\","inner":{"flops":7,"x":[{"bytes":1}]},"bytes":[1], "FLOPs" : 2e3 ,"flops":"3"}}]`))
+	if len(ivs) != 1 || ivs[0].Flops != 2000 || ivs[0].Bytes != 0 {
+		t.Errorf("args: %+v", ivs)
+	}
 	ivs, _ = chrome.ReadIntervals(strings.NewReader(`[{"ph":"X","name":"a\"b\u00e9","ts":1.0004,"dur":0.0006}]`))
 	if len(ivs) != 1 || ivs[0].Name != "a\"bé" || ivs[0].Start != 1000 || ivs[0].End != 1001 {
 		t.Errorf("name and rounding: %+v", ivs)
