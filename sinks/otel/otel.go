@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -116,8 +117,8 @@ func newConfig(opts []Option) config {
 	if c.tracerName == "" {
 		c.errs = append(c.errs, errors.New("otel sink: empty tracer name"))
 	}
-	if c.maxBuffered < 0 {
-		c.errs = append(c.errs, fmt.Errorf("otel sink: max buffered records must be >= 0, got %d", c.maxBuffered))
+	if c.maxBuffered < 0 || c.maxBuffered > math.MaxInt32 {
+		c.errs = append(c.errs, fmt.Errorf("otel sink: max buffered records must be in [0, %d], got %d", math.MaxInt32, c.maxBuffered))
 	}
 	if c.eventWindow < 0 {
 		c.errs = append(c.errs, fmt.Errorf("otel sink: event window must be >= 0, got %d", c.eventWindow))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -619,10 +620,14 @@ func TestSinkLifecycle(t *testing.T) {
 	}{
 		{"empty tracer name", otelsink.WithTracerName("")},
 		{"negative buffer", otelsink.WithMaxBuffered(-1)},
+		{"huge buffer", otelsink.WithMaxBuffered(math.MaxInt)}, // valid where int is 32 bits: see below
 		{"negative window", otelsink.WithEventWindow(-1)},
 		{"negative request parents", otelsink.WithMaxRequestParents(-1)},
 	} {
 		t.Run("invalid option/"+tc.name, func(t *testing.T) {
+			if tc.name == "huge buffer" && math.MaxInt == math.MaxInt32 {
+				t.Skip("int is 32 bits")
+			}
 			if _, err := otelsink.New(noop.NewTracerProvider(), tc.opt).Open(ctx, info); err == nil {
 				t.Errorf("Open succeeded")
 			}
