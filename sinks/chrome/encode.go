@@ -66,7 +66,7 @@ func newEncoder(info profiler.SessionInfo, maxAnchors int) *encoder {
 
 // release drops what the encoder holds once the trace is complete.
 func (e *encoder) release() {
-	e.buf = nil
+	e.buf, e.spill = nil, nil
 	e.flows = flowTracker{}
 	e.lanes, e.procs, e.last = nil, nil, nil
 }
