@@ -120,9 +120,16 @@ type treeWant struct {
 	remote      map[string]oteltrace.SpanContext // request → remote parent
 }
 
+// spanKey finds a record's span: requests run at once, so two spans of
+// one name may start in the same nanosecond, but not in one request.
 type spanKey struct {
-	name  string
-	start int64
+	name       string
+	request    string
+	start, end int64
+}
+
+func recordKey(info profiler.SessionInfo, r *profiler.Record) spanKey {
+	return spanKey{r.Name, r.Request, info.Wall(r.Start).UnixNano(), info.Wall(r.End).UnixNano()}
 }
 
 // checkTree checks that spans hold exactly the span records of sess, with
@@ -140,7 +147,13 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, sess *memory.Session
 			session = s
 			continue
 		}
-		k := spanKey{s.Name(), s.StartTime().UnixNano()}
+		var req string
+		for _, kv := range s.Attributes() {
+			if kv.Key == otelsink.KeyRequestID {
+				req = kv.Value.AsString()
+			}
+		}
+		k := spanKey{s.Name(), req, s.StartTime().UnixNano(), s.EndTime().UnixNano()}
 		byKey[k] = append(byKey[k], s)
 	}
 	if want.sessionSpan {
@@ -164,10 +177,10 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, sess *memory.Session
 			continue
 		}
 		nspans++
-		k := spanKey{r.Name, info.Wall(r.Start).UnixNano()}
+		k := recordKey(info, r)
 		cands := byKey[k]
 		if len(cands) != 1 {
-			t.Fatalf("record %d %q: %d spans with that name and start, want 1", r.ID, r.Name, len(cands))
+			t.Fatalf("record %d %q: %d spans with that name, request and times, want 1", r.ID, r.Name, len(cands))
 		}
 		delete(byKey, k)
 		spanOf[r.ID] = cands[0]

@@ -126,7 +126,13 @@ func TestOTLPWire(t *testing.T) {
 			session = sp
 			continue
 		}
-		k := spanKey{sp.GetName(), int64(sp.GetStartTimeUnixNano())}
+		var req string
+		for _, kv := range sp.GetAttributes() {
+			if kv.GetKey() == string(otelsink.KeyRequestID) {
+				req = kv.GetValue().GetStringValue()
+			}
+		}
+		k := spanKey{sp.GetName(), req, int64(sp.GetStartTimeUnixNano()), int64(sp.GetEndTimeUnixNano())}
 		if _, dup := byKey[k]; dup {
 			t.Fatalf("two spans %v", k)
 		}
@@ -146,7 +152,7 @@ func TestOTLPWire(t *testing.T) {
 		if !r.Kind.IsSpan() {
 			continue
 		}
-		k := spanKey{r.Name, info.Wall(r.Start).UnixNano()}
+		k := recordKey(info, r)
 		sp, ok := byKey[k]
 		if !ok {
 			t.Fatalf("record %q (id %d) did not arrive", r.Name, r.ID)
