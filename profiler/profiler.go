@@ -214,7 +214,7 @@ func (p *Profiler) Stop(ctx context.Context) (Result, error) {
 		}
 		return Result{}, ErrNotStarted
 	}
-	s.requestStop(StopRequested)
+	s.requestStop(ctx, StopRequested)
 	select {
 	case <-s.done:
 	case <-ctx.Done():

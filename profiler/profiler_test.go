@@ -467,8 +467,9 @@ func TestConcurrentSpansAndStop(t *testing.T) {
 				missing++
 			}
 		}
-		if missing > 8*2 {
-			t.Errorf("round %d: %d records lost their parent", round, missing)
+		// A dropped batch (full queue) can take parents with it.
+		if uint64(missing) > 8*2+res.Dropped {
+			t.Errorf("round %d: %d records lost their parent (%d dropped)", round, missing, res.Dropped)
 		}
 	}
 }

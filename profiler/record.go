@@ -119,6 +119,13 @@ type FileSink interface {
 	Files() []string
 }
 
+// StatsSink is implemented by sinks that count things of their own
+// (records they dropped, flows written); Stats is called after Shutdown and
+// the numbers go into the session manifest under the sink's type name.
+type StatsSink interface {
+	Stats() map[string]float64
+}
+
 // SinkFunc adapts a function to a SinkFactory.
 type SinkFunc func(ctx context.Context, info SessionInfo) (Sink, error)
 

@@ -71,7 +71,7 @@ type session struct {
 	stages    [maxStages + 1]stageState // index stage+1; slot 0 is NoStage
 	overflow  stageState                // stage ids >= maxStages share it
 	stopOnce  sync.Once
-	stopCh    chan StopReason
+	stopCh    chan stopRequest
 	closeOnce sync.Once
 	done      chan struct{}
 
@@ -109,7 +109,7 @@ func newSession(ctx context.Context, p *Profiler, info SessionInfo, sc startConf
 		mask:       uint32(n - 1),
 		queue:      make(chan []Record, p.cfg.opts.QueueBatches),
 		free:       make(chan []Record, p.cfg.opts.QueueBatches),
-		stopCh:     make(chan StopReason, 1),
+		stopCh:     make(chan stopRequest, 1),
 		done:       make(chan struct{}),
 		open:       map[*Activation]struct{}{},
 		requests:   map[string]struct{}{},
@@ -133,8 +133,12 @@ func newSession(ctx context.Context, p *Profiler, info SessionInfo, sc startConf
 	for _, f := range p.cfg.sinks {
 		sk, err := f.Open(ctx, info)
 		if err != nil {
+			// Shut the sinks already opened down with a cancelled context:
+			// they abandon their files instead of completing empty ones.
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
 			for _, o := range s.sinks {
-				o.Shutdown(ctx)
+				o.Shutdown(cctx)
 			}
 			return nil, fmt.Errorf("profiler: opening sink %T: %w", f, err)
 		}
@@ -239,7 +243,7 @@ func (s *session) recycle(b []Record) {
 func (s *session) windowDone(st *stageState) {
 	st.state.Store(stateDone)
 	if s.allWindowsDone() {
-		s.requestStop(StopMaxIters)
+		s.requestStop(context.Background(), StopMaxIters)
 	}
 }
 
@@ -262,10 +266,15 @@ func (s *session) allWindowsDone() bool {
 	return any
 }
 
-func (s *session) requestStop(reason StopReason) {
+type stopRequest struct {
+	reason StopReason
+	ctx    context.Context // bounds the sinks' Shutdown
+}
+
+func (s *session) requestStop(ctx context.Context, reason StopReason) {
 	s.stopOnce.Do(func() {
 		s.markClosing()
-		s.stopCh <- reason
+		s.stopCh <- stopRequest{reason, ctx}
 	})
 }
 
@@ -286,8 +295,8 @@ func (s *session) run() {
 		select {
 		case b := <-s.queue:
 			s.export(ctx, b)
-		case reason := <-s.stopCh:
-			s.finalize(ctx, reason)
+		case req := <-s.stopCh:
+			s.finalize(req.ctx, req.reason)
 			return
 		}
 	}
@@ -423,6 +432,7 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 	}
 
 	var files []string
+	sinkStats := map[string]map[string]float64{}
 	for i, sk := range s.sinks {
 		if err := sk.Shutdown(ctx); err != nil {
 			s.sinkError(i, err)
@@ -430,7 +440,11 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 		if fs, ok := sk.(FileSink); ok {
 			files = append(files, fs.Files()...)
 		}
+		if st, ok := sk.(StatsSink); ok {
+			sinkStats[s.sinkNames[i]] = st.Stats()
+		}
 	}
+	s.sinks = nil // the session may be kept for its result; its sinks need not
 
 	res := Result{
 		Name:         s.info.Name,
@@ -460,7 +474,7 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 		if err := writeFileAtomic(manPath, func(f *os.File) error {
 			enc := json.NewEncoder(f)
 			enc.SetIndent("", "  ")
-			return enc.Encode(s.manifest(res, errs))
+			return enc.Encode(s.manifest(res, errs, sinkStats))
 		}); err != nil {
 			errs = append(errs, err)
 			res.Files = files
@@ -490,31 +504,32 @@ func (s *session) stageInfos() []StageInfo {
 
 // Manifest is the content of a session's manifest.json.
 type Manifest struct {
-	Format        int               `json:"format"`
-	Version       string            `json:"version"`
-	Name          string            `json:"name"`
-	Started       time.Time         `json:"started"`
-	Stopped       time.Time         `json:"stopped"`
-	DurationMS    float64           `json:"duration_ms"`
-	Reason        StopReason        `json:"reason"`
-	Options       Options           `json:"options"`
-	SelectedAll   bool              `json:"selected_all_stages"`
-	Stages        []StageInfo       `json:"stages"`
-	Requests      []string          `json:"requests"`
-	RequestsTotal int               `json:"requests_total"`
-	Meta          map[string]string `json:"meta,omitempty"`
-	Sinks         []string          `json:"sinks"`
-	Files         []string          `json:"files"`
-	Events        uint64            `json:"events"`
-	Dropped       uint64            `json:"dropped"`
-	AttrsDropped  uint64            `json:"attrs_dropped"`
-	Errors        []string          `json:"errors,omitempty"`
+	Format        int                           `json:"format"`
+	Version       string                        `json:"version"`
+	Name          string                        `json:"name"`
+	Started       time.Time                     `json:"started"`
+	Stopped       time.Time                     `json:"stopped"`
+	DurationMS    float64                       `json:"duration_ms"`
+	Reason        StopReason                    `json:"reason"`
+	Options       Options                       `json:"options"`
+	SelectedAll   bool                          `json:"selected_all_stages"`
+	Stages        []StageInfo                   `json:"stages"`
+	Requests      []string                      `json:"requests"`
+	RequestsTotal int                           `json:"requests_total"`
+	Meta          map[string]string             `json:"meta,omitempty"`
+	Sinks         []string                      `json:"sinks"`
+	SinkStats     map[string]map[string]float64 `json:"sink_stats,omitempty"`
+	Files         []string                      `json:"files"`
+	Events        uint64                        `json:"events"`
+	Dropped       uint64                        `json:"dropped"`
+	AttrsDropped  uint64                        `json:"attrs_dropped"`
+	Errors        []string                      `json:"errors,omitempty"`
 }
 
 // maxManifestRequests bounds the request ids listed in a manifest.
 const maxManifestRequests = 10000
 
-func (s *session) manifest(res Result, errs []error) Manifest {
+func (s *session) manifest(res Result, errs []error, sinkStats map[string]map[string]float64) Manifest {
 	reqs := s.reqOrder
 	if len(reqs) > maxManifestRequests {
 		reqs = reqs[:maxManifestRequests]
@@ -534,6 +549,7 @@ func (s *session) manifest(res Result, errs []error) Manifest {
 		RequestsTotal: len(s.reqOrder),
 		Meta:          s.meta,
 		Sinks:         append([]string{}, s.sinkNames...),
+		SinkStats:     sinkStats,
 		Events:        res.Events,
 		Dropped:       res.Dropped,
 		AttrsDropped:  res.AttrsDropped,
@@ -559,6 +575,11 @@ func writeFileAtomic(path string, write func(*os.File) error) error {
 		return fmt.Errorf("profiler: %w", err)
 	}
 	if err := write(tmp); err != nil {
+		tmp.Close()
+		os.Remove(tmp.Name())
+		return fmt.Errorf("profiler: writing %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
 		tmp.Close()
 		os.Remove(tmp.Name())
 		return fmt.Errorf("profiler: writing %s: %w", path, err)

@@ -65,13 +65,15 @@ type Summary struct {
 	Spans int
 	// Wall is the time from the first span's start to the last span's end.
 	Wall time.Duration
-	// SelfTotal is the sum of all self times; Share divides by it.
+	// SelfTotal is the sum of all self times but hand-offs'; Share
+	// divides by it.
 	SelfTotal time.Duration
 }
 
-// Share is the row's self time as a fraction of all self time.
+// Share is the row's self time as a fraction of all self time (0 for
+// hand-offs, which are time spent queued, not working).
 func (s *Summary) Share(r SummaryRow) float64 {
-	if s.SelfTotal <= 0 {
+	if s.SelfTotal <= 0 || r.Cat == "handoff" {
 		return 0
 	}
 	return float64(r.Self) / float64(s.SelfTotal)
@@ -85,7 +87,9 @@ func Summarize(ivs []Interval) *Summary {
 	if len(ivs) == 0 {
 		return sum
 	}
-	slices.SortFunc(ivs, func(a, b Interval) int {
+	// Stable, so that spans with equal start and end keep their order
+	// (the first one encloses the next, as in file order).
+	slices.SortStableFunc(ivs, func(a, b Interval) int {
 		if c := cmp.Compare(a.Track, b.Track); c != 0 {
 			return c
 		}
@@ -96,7 +100,8 @@ func Summarize(ivs []Interval) *Summary {
 	})
 	type key struct{ cat, name string }
 	rows := map[key]*SummaryRow{}
-	child := make([]int64, len(ivs)) // time covered by direct children
+	child := make([]int64, len(ivs))   // time covered by direct children (their union)
+	covered := make([]int64, len(ivs)) // end of the children's union so far
 	var stack []int
 	first, last := ivs[0].Start, ivs[0].End
 	for i := range ivs {
@@ -108,12 +113,23 @@ func Summarize(ivs []Interval) *Summary {
 		if i > 0 && ivs[i-1].Track != iv.Track {
 			stack = stack[:0]
 		}
-		for len(stack) > 0 && ivs[stack[len(stack)-1]].End <= iv.Start {
-			stack = stack[:len(stack)-1]
+		// Pop spans that ended before this one starts, and spans it only
+		// partly overlaps: it is not nested in those.
+		for len(stack) > 0 {
+			top := &ivs[stack[len(stack)-1]]
+			if top.End <= iv.Start || top.End < iv.End {
+				stack = stack[:len(stack)-1]
+				continue
+			}
+			break
 		}
 		if len(stack) > 0 {
 			p := stack[len(stack)-1]
-			child[p] += min(iv.End, ivs[p].End) - iv.Start
+			from := max(iv.Start, covered[p], ivs[p].Start)
+			if iv.End > from {
+				child[p] += iv.End - from
+				covered[p] = iv.End
+			}
 		}
 		stack = append(stack, i)
 	}
@@ -134,7 +150,9 @@ func Summarize(ivs []Interval) *Summary {
 		r.Max = max(r.Max, d)
 		r.Flops += iv.Flops
 		r.Bytes += iv.Bytes
-		sum.SelfTotal += self
+		if iv.Cat != "handoff" { // time in a queue is not work
+			sum.SelfTotal += self
+		}
 	}
 	sum.Wall = time.Duration(last - first)
 	for _, r := range rows {
@@ -159,7 +177,7 @@ func (s *Summary) WriteText(w io.Writer, title string) error {
 			return err
 		}
 	}
-	if _, err := fmt.Fprintf(w, "%d spans, wall %s, self total %s\n\n", s.Spans, fmtMS(s.Wall), fmtMS(s.SelfTotal)); err != nil {
+	if _, err := fmt.Fprintf(w, "%d spans, wall %s ms, self total %s ms (hand-offs excluded)\n\n", s.Spans, fmtMS(s.Wall), fmtMS(s.SelfTotal)); err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -172,9 +190,13 @@ func (s *Summary) WriteText(w io.Writer, title string) error {
 		if v := r.GBPS(); v > 0 {
 			gb = fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%.1f%%\t%s\t%s\t\n",
+		share := "-"
+		if r.Cat != "handoff" {
+			share = fmt.Sprintf("%.1f%%", 100*s.Share(r))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
 			r.Cat, clip(r.Name, 60), r.Calls, fmtMS(r.Total), fmtMS(r.Self), fmtMS(r.Mean()),
-			fmtMS(r.Min), fmtMS(r.Max), 100*s.Share(r), gf, gb)
+			fmtMS(r.Min), fmtMS(r.Max), share, gf, gb)
 	}
 	return tw.Flush()
 }
@@ -188,8 +210,9 @@ func clip(s string, n int) string {
 		}
 		return r
 	}, s)
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }

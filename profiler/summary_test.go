@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/omniflow-go/omniflow/profiler"
 )
@@ -75,5 +76,44 @@ func TestSummarizeEmptyAndDegenerate(t *testing.T) {
 	s := profiler.Summarize([]profiler.Interval{{Name: "x", Start: 10, End: 5}})
 	if s.Rows[0].Total != 0 || s.Rows[0].Self != 0 {
 		t.Fatalf("%+v", s.Rows[0])
+	}
+}
+
+func TestSummarizePartialOverlapAndTies(t *testing.T) {
+	// A [0,10] B [1,6] C [4,8]: C is not nested in B. A's children cover
+	// the union [1,8] = 7, so A's self is 3; self times sum to the wall.
+	s := profiler.Summarize([]profiler.Interval{
+		{Track: 1, Name: "A", Start: 0, End: 10},
+		{Track: 1, Name: "B", Start: 1, End: 6},
+		{Track: 1, Name: "C", Start: 4, End: 8},
+	})
+	self := map[string]time.Duration{}
+	for _, r := range s.Rows {
+		self[r.Name] = r.Self
+	}
+	if self["A"] != 3 || self["B"] != 5 || self["C"] != 4 {
+		t.Errorf("self %v", self)
+	}
+	// Identical intervals: the first in input order is the parent.
+	s = profiler.Summarize([]profiler.Interval{
+		{Track: 1, Name: "outer", Start: 0, End: 10},
+		{Track: 1, Name: "inner", Start: 0, End: 10},
+	})
+	for _, r := range s.Rows {
+		if (r.Name == "outer") != (r.Self == 0) {
+			t.Errorf("%s self %v", r.Name, r.Self)
+		}
+	}
+}
+
+func TestSummaryClipsByRune(t *testing.T) {
+	name := strings.Repeat("é", 80)
+	s := profiler.Summarize([]profiler.Interval{{Name: name, Cat: "module", Start: 0, End: 5}})
+	var buf bytes.Buffer
+	if err := s.WriteText(&buf, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.Valid(buf.Bytes()) {
+		t.Fatal("table is not valid UTF-8")
 	}
 }

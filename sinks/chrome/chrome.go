@@ -104,6 +104,11 @@ func (e *Exporter) Open(ctx context.Context, info profiler.SessionInfo) (profile
 	if err != nil {
 		return nil, fmt.Errorf("chrome sink: %w", err)
 	}
+	if err := f.Chmod(0o644); err != nil { // a trace is not a secret; CreateTemp makes 0600
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("chrome sink: %w", err)
+	}
 	bw := bufio.NewWriterSize(f, 256<<10)
 	gz, err := gzip.NewWriterLevel(bw, e.cfg.level)
 	if err != nil { // the level was checked by newConfig
@@ -145,6 +150,7 @@ type Sink struct {
 	err    error // first write error; the file is abandoned
 	closed bool
 	files  []string
+	stats  map[string]float64
 
 	once    sync.Once
 	shutErr error
@@ -263,6 +269,7 @@ func (s *Sink) shutdown(ctx context.Context) error {
 		return fail(fmt.Errorf("chrome sink: %w", err))
 	}
 	s.files = []string{s.final}
+	s.stats = s.enc.stats()
 	s.enc.release()
 	return nil
 }
@@ -292,3 +299,11 @@ func (s *Sink) Files() []string {
 
 // Path returns the path the trace will have when complete.
 func (s *Sink) Path() string { return s.final }
+
+// Stats reports what the session wrote, for the profiler's manifest
+// (after a successful Shutdown; nil before).
+func (s *Sink) Stats() map[string]float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}

@@ -64,6 +64,16 @@ func newEncoder(info profiler.SessionInfo, maxAnchors int) *encoder {
 	}
 }
 
+func (e *encoder) stats() map[string]float64 {
+	return map[string]float64{
+		"events":                  float64(e.n),
+		"flows_written":           float64(e.flows.written),
+		"flows_dropped":           float64(e.flows.droppedSlices),
+		"flow_requests_dropped":   float64(e.flows.droppedRequests),
+		"counter_samples_skipped": float64(e.countersSkipped),
+	}
+}
+
 // release drops what the encoder holds once the trace is complete.
 func (e *encoder) release() {
 	e.buf, e.spill = nil, nil

@@ -589,3 +589,15 @@ func (s *sessionSink) release1(i int32) {
 	s.free = i
 	s.nPending--
 }
+
+// Stats reports the session's counts, for the profiler's manifest.
+func (s *sessionSink) Stats() map[string]float64 {
+	t := s.total
+	return map[string]float64{
+		"spans":          float64(t.spans),
+		"events":         float64(t.events),
+		"orphans":        float64(t.orphans),
+		"dropped":        float64(t.dropped),
+		"dropped_events": float64(t.droppedEvents),
+	}
+}
