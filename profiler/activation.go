@@ -61,9 +61,11 @@ func (a *Activation) Track() Track { return a.f.sc.track }
 // Context returns the activation's context.
 func (a *Activation) Context() context.Context { return a.f }
 
-// Pause ends the current slice (call it before blocking for input).
+// Pause ends the current slice (call it before blocking for input). While
+// a span started below the activation is open, Pause does nothing: that
+// span contains the wait, and the slice must contain the span.
 func (a *Activation) Pause() {
-	if a == nil {
+	if a == nil || a.f.sc.open.Load() > 0 {
 		return
 	}
 	a.end(Now(), nil)

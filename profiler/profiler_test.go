@@ -536,3 +536,34 @@ func TestDefaultProfilerRecordsUnscopedSpans(t *testing.T) {
 		t.Fatalf("records %+v", mem.Records())
 	}
 }
+
+func TestPauseInsideOpenSpanDoesNotSplit(t *testing.T) {
+	ctx := context.Background()
+	p, mem := newProfiler(t)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	actx, act := p.Enter(ctx, profiler.Track{Stage: 0, LaneName: "count"}, "count")
+	_, round := profiler.Step(actx, "round")
+	act.Pause() // the round waits for input: it contains the wait
+	act.Resume()
+	round.End()
+	act.Pause() // nothing open: splits
+	act.Resume()
+	act.End(nil)
+	stop(t, p)
+	m := byName(mem.Records())
+	if len(m["count"]) != 2 {
+		t.Fatalf("%d operator slices, want 2", len(m["count"]))
+	}
+	r := m["round"][0]
+	var first profiler.Record
+	for _, s := range m["count"] {
+		if s.ID == r.Parent {
+			first = s
+		}
+	}
+	if first.ID == 0 || first.Start > r.Start || first.End < r.End {
+		t.Errorf("round [%d,%d] not inside its slice [%d,%d]", r.Start, r.End, first.Start, first.End)
+	}
+}

@@ -26,6 +26,10 @@ type Track struct {
 type scope struct {
 	p     *Profiler
 	track Track
+	// open counts the recorded spans open below an activation, which then
+	// cannot pause: a span that waits for input contains the wait, and the
+	// operator slice must contain the span.
+	open atomic.Int32
 }
 
 type frameKey struct{}
@@ -70,6 +74,7 @@ func newFrame() *frame {
 type spanData struct {
 	gen          uint32
 	closesWindow bool
+	sc           *scope
 	sess         *session
 	st           *stageState
 	region       *trace.Region
@@ -115,12 +120,13 @@ func (d *spanData) end(gen uint32) {
 	if sess := d.sess; sess != nil {
 		d.rec.End = end
 		sess.emit(&d.rec)
+		d.sc.open.Add(-1)
 		if d.closesWindow {
 			sess.windowDone(d.st)
 		}
 	}
 	d.gen++
-	d.sess, d.st, d.region, d.closesWindow = nil, nil, nil, false
+	d.sess, d.st, d.sc, d.region, d.closesWindow = nil, nil, nil, nil, false
 	// Only the fields that a new span does not overwrite are reset (a full
 	// clear would cost as much as the copy into the batch).
 	d.rec.NumAttrs, d.rec.Parent, d.rec.Value = 0, 0, 0
@@ -270,6 +276,8 @@ func startSpan(ctx context.Context, kind Kind, name string, attrs []Attr) (conte
 	}
 	d := spanPool.Get().(*spanData)
 	d.sess = s
+	d.sc = sc
+	sc.open.Add(1)
 	f := newFrame()
 	f.Context = ctx
 	f.sc = sc
@@ -316,6 +324,8 @@ func stepSpan(ctx context.Context, name string, attrs []Attr) (context.Context, 
 	}
 	d := spanPool.Get().(*spanData)
 	d.sess = s
+	d.sc = sc
+	sc.open.Add(1)
 	d.st = st
 	d.closesWindow = max > 0 && n == delay+max-1
 	f := newFrame()
