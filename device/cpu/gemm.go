@@ -1,0 +1,393 @@
+package cpu
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+)
+
+// Sgemm computes C = alpha·op(A)·op(B) + beta·C on row-major float32
+// matrices, where op(X) is X, or Xᵀ when the matching trans flag is set.
+// op(A) is m×k, op(B) is k×n and C is m×n; lda, ldb and ldc are the row
+// strides (in elements) of the matrices as stored, as in BLAS. threads <= 0
+// means Threads(). With beta == 0, C is only written, never read, so it may
+// hold NaNs or garbage.
+//
+// Sgemm panics on programmer errors: negative sizes, a leading dimension
+// smaller than the stored row, or a slice too short for its matrix.
+func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	checkGemm("Sgemm", true, transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	sgemm(gemmKern, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// SgemmBatched computes batch independent products
+// C[i] = alpha·op(A[i])·op(B[i]) + beta·C[i], where matrix i of X starts at
+// x[i*strideX] (the layout of attention's per-head QKᵀ and PV). A stride of
+// 0 for A or B reuses one matrix for every product; the C matrices must not
+// overlap. Small matrices in large batches are spread over the threads one
+// whole product at a time; otherwise each product uses every thread.
+func SgemmBatched(threads int, transA, transB bool, batch, m, n, k int, alpha float32, a []float32, strideA, lda int, b []float32, strideB, ldb int, beta float32, c []float32, strideC, ldc int) {
+	if batch < 0 {
+		panic(fmt.Sprintf("cpu.SgemmBatched: negative batch %d", batch))
+	}
+	if strideA < 0 || strideB < 0 || strideC < 0 {
+		panic(fmt.Sprintf("cpu.SgemmBatched: negative stride (strideA=%d strideB=%d strideC=%d)", strideA, strideB, strideC))
+	}
+	if batch == 0 {
+		checkGemm("SgemmBatched", false, transA, transB, m, n, k, nil, lda, nil, ldb, nil, ldc)
+		return
+	}
+	last := batch - 1
+	checkGemm("SgemmBatched", true, transA, transB, m, n, k,
+		tail(a, last*strideA), lda, tail(b, last*strideB), ldb, tail(c, last*strideC), ldc)
+	if batch > 1 && m > 0 && n > 0 && strideC < (m-1)*ldc+n {
+		panic(fmt.Sprintf("cpu.SgemmBatched: C matrices overlap: strideC %d < (m-1)·ldc+n = %d", strideC, (m-1)*ldc+n))
+	}
+	if threads <= 0 {
+		threads = Threads()
+	}
+	flops := 2 * m * n * k
+	// Whole products per goroutine when there are enough of them to keep
+	// every thread busy with little imbalance, or when each product is too
+	// small to be worth splitting (the split itself costs a few µs).
+	if threads > 1 && batch >= threads && (batch%threads == 0 || batch >= 4*threads || flops < 4*gemmMinFlopsPerThread) {
+		ParallelFor(threads, batch, 1, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				sgemm(gemmKern, 1, transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc)
+			}
+		})
+		return
+	}
+	for i := range batch {
+		sgemm(gemmKern, threads, transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc)
+	}
+}
+
+// tail returns x[off:], or nil when x is too short, so that checkGemm
+// reports the short slice instead of this slicing panicking first.
+func tail(x []float32, off int) []float32 {
+	if off > len(x) {
+		return nil
+	}
+	return x[off:]
+}
+
+// checkGemm validates sizes and leading dimensions, and with checkLen the
+// slice lengths too.
+func checkGemm(fn string, checkLen, transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("cpu.%s: negative size m=%d n=%d k=%d", fn, m, n, k))
+	}
+	check := func(name string, rows, cols int, x []float32, ld int) {
+		if ld < max(1, cols) {
+			panic(fmt.Sprintf("cpu.%s: ld%s = %d < max(1, %d), the columns of %s as stored", fn, name, ld, cols, name))
+		}
+		if checkLen && rows > 0 && cols > 0 {
+			if need := (rows-1)*ld + cols; len(x) < need {
+				panic(fmt.Sprintf("cpu.%s: len(%s) = %d < %d, needed by a %d×%d matrix with ld%s = %d", fn, name, len(x), need, rows, cols, name, ld))
+			}
+		}
+	}
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	check("a", ar, ac, a, lda)
+	check("b", br, bc, b, ldb)
+	check("c", m, n, c, ldc)
+}
+
+// gemmKernel is a micro-kernel: it computes the mr×nr tile
+// C = alpha·Ã·B̃ + beta·C from a packed mr×k panel of A (column by column:
+// mr values per k) and a packed k×nr panel of B (row by row: nr values per
+// k). With beta == 0 it does not read C.
+type gemmKernel struct {
+	name   string
+	mr, nr int
+	fn     func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+	// Cache blocking, in elements (see gemm_amd64.go for how they were
+	// chosen): kc is the depth of the packed panels, nc the width of the
+	// packed block of B that stays in L2, mc the height of the packed
+	// block of A that stays in L3.
+	kc, nc, mc int
+}
+
+// gemmKern is the kernel Sgemm uses: the best the CPU supports. Tests swap
+// it to exercise every path.
+var gemmKern = bestGemmKernel()
+
+// gemmMinFlopsPerThread is the least work worth a goroutine of its own:
+// starting and joining one costs about a microsecond, which is ~100k
+// flops at the micro-kernel's speed.
+const gemmMinFlopsPerThread = 1 << 18
+
+func sgemm(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	if threads <= 0 {
+		threads = Threads()
+	}
+	threads = min(threads, max(1, 2*m*n*k/gemmMinFlopsPerThread))
+	tm, tn := gemmSplit(threads, m, n, kern.mr, kern.nr)
+	if tm*tn == 1 {
+		buf := getGemmBuf(kern)
+		gemmSerial(kern, buf, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		putGemmBuf(buf)
+		return
+	}
+	// Each goroutine computes its own block of C with its own packing
+	// buffers: no synchronization, at the cost of packing A tn times and B
+	// tm times in all (gemmSplit keeps that small).
+	rowsPer := roundUp((m+tm-1)/tm, kern.mr)
+	colsPer := roundUp((n+tn-1)/tn, kern.nr)
+	ParallelFor(tm*tn, tm*tn, 1, func(lo, hi int) {
+		buf := getGemmBuf(kern)
+		defer putGemmBuf(buf)
+		for t := lo; t < hi; t++ {
+			r0, c0 := (t/tn)*rowsPer, (t%tn)*colsPer
+			if r0 >= m || c0 >= n {
+				continue
+			}
+			r1, c1 := min(r0+rowsPer, m), min(c0+colsPer, n)
+			aOff, bOff := r0*lda, c0
+			if transA {
+				aOff = r0
+			}
+			if transB {
+				bOff = c0 * ldb
+			}
+			gemmSerial(kern, buf, transA, transB, r1-r0, c1-c0, k, alpha, a[aOff:], lda, b[bOff:], ldb, beta, c[r0*ldc+c0:], ldc)
+		}
+	})
+}
+
+// gemmSplit picks a tm×tn grid of blocks of C, tm·tn <= threads, that keeps
+// every block at least one micro-tile and minimizes the duplicated packing
+// (A is packed once per block column, B once per block row).
+func gemmSplit(threads, m, n, mr, nr int) (tm, tn int) {
+	tilesM, tilesN := (m+mr-1)/mr, (n+nr-1)/nr
+	threads = min(threads, tilesM*tilesN)
+	bestCost := -1
+	tm, tn = 1, 1
+	for t := threads; t >= 1 && bestCost < 0; t-- {
+		for i := 1; i <= t; i++ {
+			if t%i != 0 {
+				continue
+			}
+			j := t / i
+			if i > tilesM || j > tilesN {
+				continue
+			}
+			cost := j*m + i*n
+			if bestCost < 0 || cost <= bestCost { // ties: split rows, each goroutine then owns whole rows of C
+				bestCost, tm, tn = cost, i, j
+			}
+		}
+	}
+	return tm, tn
+}
+
+// scaleC sets C = beta·C, without reading C when beta == 0.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := range m {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// gemmBuf holds one goroutine's packing buffers, 64-byte aligned so that
+// the micro-kernels' panel loads never split a cache line.
+type gemmBuf struct {
+	kern *gemmKernel
+	a, b []float32
+	tile []float32 // an mr×nr tile for the ragged edges of C
+}
+
+var gemmBufPools sync.Map // *gemmKernel → *sync.Pool
+
+func getGemmBuf(kern *gemmKernel) *gemmBuf {
+	p, ok := gemmBufPools.Load(kern)
+	if !ok {
+		p, _ = gemmBufPools.LoadOrStore(kern, &sync.Pool{New: func() any {
+			return &gemmBuf{
+				kern: kern,
+				a:    alignedFloats(roundUp(kern.mc, kern.mr) * kern.kc),
+				b:    alignedFloats(roundUp(kern.nc, kern.nr) * kern.kc),
+				tile: alignedFloats(kern.mr * kern.nr),
+			}
+		}})
+	}
+	return p.(*sync.Pool).Get().(*gemmBuf)
+}
+
+func putGemmBuf(buf *gemmBuf) {
+	p, _ := gemmBufPools.Load(buf.kern)
+	p.(*sync.Pool).Put(buf)
+}
+
+// alignedFloats returns n float32s starting on a 64-byte boundary.
+func alignedFloats(n int) []float32 {
+	s := make([]float32, n+16)
+	off := int(uintptr(unsafe.Pointer(&s[0])) & 63 / 4)
+	if off != 0 {
+		off = 16 - off
+	}
+	return s[off : off+n : off+n]
+}
+
+func roundUp(x, to int) int { return (x + to - 1) / to * to }
+
+// evenBlock returns a block size <= max that splits total into equal
+// blocks, rounded up to a multiple of align, so that no last block is a
+// thin sliver (k = 400 with kc = 384 runs as 2×200, not 384 + 16).
+func evenBlock(total, maxBlock, align int) int {
+	if total <= maxBlock {
+		return total
+	}
+	blocks := (total + maxBlock - 1) / maxBlock
+	return min(maxBlock, roundUp((total+blocks-1)/blocks, align))
+}
+
+// gemmSerial is the single-threaded blocked product, in BLIS's loop order
+// (Van Zee & van de Geijn, "BLIS: A Framework for Rapidly Instantiating
+// BLAS Functionality", 2015) with the roles written for row-major C:
+//
+//	for each mc-row block of A (L3):
+//	  for each kc-deep slice:          pack A block (mc×kc)
+//	    for each nc-column block of B: pack B block (kc×nc, stays in L2)
+//	      for each mr-row micro-panel of A (stays in L1):
+//	        for each nr-column micro-panel of B (streams from L2):
+//	          micro-kernel: mr×nr tile of C += Ã·B̃
+func gemmSerial(kern *gemmKernel, buf *gemmBuf, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	mr, nr := kern.mr, kern.nr
+	kc := evenBlock(k, kern.kc, 8)
+	mc := evenBlock(m, kern.mc, mr)
+	nc := evenBlock(n, kern.nc, nr)
+	tile := buf.tile
+	for i3 := 0; i3 < m; i3 += mc {
+		mb := min(mc, m-i3)
+		for pc := 0; pc < k; pc += kc {
+			kb := min(kc, k-pc)
+			bet := beta
+			if pc > 0 {
+				bet = 1
+			}
+			packA(buf.a, mr, transA, a, lda, i3, mb, pc, kb)
+			for jc := 0; jc < n; jc += nc {
+				nb := min(nc, n-jc)
+				packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				for ir := 0; ir < mb; ir += mr {
+					rows := min(mr, mb-ir)
+					pa := &buf.a[ir*kb]
+					crow := (i3 + ir) * ldc
+					for jr := 0; jr < nb; jr += nr {
+						cols := min(nr, nb-jr)
+						pb := &buf.b[jr*kb]
+						ci := crow + jc + jr
+						if rows == mr && cols == nr {
+							kern.fn(kb, pa, pb, &c[ci], ldc, alpha, bet)
+							continue
+						}
+						kern.fn(kb, pa, pb, &tile[0], nr, 1, 0)
+						for r := range rows {
+							dst := c[ci+r*ldc : ci+r*ldc+cols]
+							src := tile[r*nr : r*nr+cols]
+							if bet == 0 {
+								for j := range dst {
+									dst[j] = alpha * src[j]
+								}
+							} else {
+								for j := range dst {
+									dst[j] = alpha*src[j] + bet*dst[j]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// packA copies rows [i0, i0+mb) and columns [p0, p0+kb) of op(A) into dst as
+// mr-row micro-panels, each stored column by column (mr values per k),
+// zero-padding the last panel to mr rows.
+func packA(dst []float32, mr int, trans bool, a []float32, lda, i0, mb, p0, kb int) {
+	for ip := 0; ip < mb; ip += mr {
+		rows := min(mr, mb-ip)
+		panel := dst[ip*kb : ip*kb+mr*kb]
+		if trans {
+			// op(A)[i][p] = a[p*lda+i]: each k is a contiguous run of rows.
+			for p := range kb {
+				src := a[(p0+p)*lda+i0+ip:]
+				d := panel[p*mr : p*mr+mr]
+				copy(d, src[:rows])
+				clear(d[rows:])
+			}
+			continue
+		}
+		for r := range rows {
+			src := a[(i0+ip+r)*lda+p0:]
+			src = src[:kb]
+			d := panel[r:]
+			for p, v := range src {
+				d[p*mr] = v
+			}
+		}
+		for r := rows; r < mr; r++ {
+			for p := range kb {
+				panel[p*mr+r] = 0
+			}
+		}
+	}
+}
+
+// packB copies rows [p0, p0+kb) and columns [j0, j0+nb) of op(B) into dst as
+// nr-column micro-panels, each stored row by row (nr values per k),
+// zero-padding the last panel to nr columns.
+func packB(dst []float32, nr int, trans bool, b []float32, ldb, p0, kb, j0, nb int) {
+	for jp := 0; jp < nb; jp += nr {
+		cols := min(nr, nb-jp)
+		panel := dst[jp*kb : jp*kb+nr*kb]
+		if !trans {
+			// op(B)[p][j] = b[p*ldb+j]: each k is a contiguous run.
+			for p := range kb {
+				src := b[(p0+p)*ldb+j0+jp:]
+				d := panel[p*nr : p*nr+nr]
+				copy(d, src[:cols])
+				clear(d[cols:])
+			}
+			continue
+		}
+		for cc := range cols {
+			src := b[(j0+jp+cc)*ldb+p0:]
+			src = src[:kb]
+			d := panel[cc:]
+			for p, v := range src {
+				d[p*nr] = v
+			}
+		}
+		for cc := cols; cc < nr; cc++ {
+			for p := range kb {
+				panel[p*nr+cc] = 0
+			}
+		}
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package cpu
+
+// gemmKernels lists the micro-kernels this CPU can run, best first: only
+// the pure-Go one off amd64.
+func gemmKernels() []*gemmKernel { return []*gemmKernel{genericGemm} }
+
+func bestGemmKernel() *gemmKernel { return genericGemm }
