@@ -1,0 +1,83 @@
+package cpu
+
+import "math"
+
+// float32 elementary functions for the inner loops of softmax and the
+// activations. Going through float64 math.Exp costs about three times as
+// much and buys nothing at float32 precision.
+
+const (
+	log2e   = 1.44269504088896341
+	ln2Hi   = 0.693359375        // ln 2 split in two (Cody & Waite): ln2Hi*n is exact for |n| < 2^9
+	ln2Lo   = -2.12194440e-4     // ln 2 - ln2Hi
+	expfMax = 87.0               // within (-expfMax, expfMax) the fast path neither overflows nor goes subnormal
+	magic   = 12582912.0         // 1.5 * 2^23: adding it rounds a float32 to an integer (ties to even)
+	tanhfLo = 0.625              // below, tanh uses its own odd polynomial (Cephes)
+	tanhfHi = 9.0                // above, tanh(x) rounds to ±1 in float32
+	sqrt2pi = 0.7978845608028654 // sqrt(2/pi)
+)
+
+// expf returns e**x in float32, within 2 ulp: Cephes expf (S. Moshier),
+// Cody-Waite range reduction x = n ln2 + r, |r| <= ln2/2, then a degree-6
+// polynomial for e**r and an exact scaling by 2**n. Arguments outside
+// (-87, 87), NaN and ±Inf take math.Exp, which handles overflow,
+// subnormal results and the special values.
+func expf(x float32) float32 {
+	if !(x > -expfMax && x < expfMax) {
+		return float32(math.Exp(float64(x)))
+	}
+	n := float32(x*log2e) + magic // the conversion stops the compiler fusing the rounding away
+	n -= magic
+	r := x - n*ln2Hi
+	r -= n * ln2Lo
+	z := r * r
+	p := float32(1.9875691500e-4)
+	p = p*r + 1.3981999507e-3
+	p = p*r + 8.3334519073e-3
+	p = p*r + 4.1665795894e-2
+	p = p*r + 1.6666665459e-1
+	p = p*r + 5.0000001201e-1
+	p = p*z + r + 1
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// tanhf returns tanh(x) in float32: the Cephes tanhf odd polynomial for
+// |x| < 0.625 (keeps full relative precision near zero), 1 - 2/(e**2x + 1)
+// above, ±1 beyond 9.
+func tanhf(x float32) float32 {
+	a := x
+	if a < 0 {
+		a = -a
+	}
+	switch {
+	case a < tanhfLo:
+		z := x * x
+		p := float32(-5.70498872745e-3)
+		p = p*z + 2.06390887954e-2
+		p = p*z - 5.37397613446e-2
+		p = p*z + 1.33314422036e-1
+		p = p*z - 3.33332819422e-1
+		return p*z*x + x
+	case a < tanhfHi:
+		t := 1 - 2/(expf(2*a)+1)
+		if x < 0 {
+			t = -t
+		}
+		return t
+	case x != x: // NaN
+		return x
+	case x < 0:
+		return -1
+	}
+	return 1
+}
+
+// sigmoidf returns 1/(1+e**-x). Below -80, 1+e**x rounds to 1 and the
+// result is e**x, which keeps the float32 subnormal tail that 1/(1+e**-x)
+// would flush to zero once e**-x overflows.
+func sigmoidf(x float32) float32 {
+	if x < -80 {
+		return expf(x)
+	}
+	return 1 / (1 + expf(-x))
+}
