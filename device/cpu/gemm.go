@@ -391,3 +391,7 @@ func packB(dst []float32, nr int, trans bool, b []float32, ldb, p0, kb, j0, nb i
 		}
 	}
 }
+
+// SgemmKernel names the micro-kernel Sgemm runs on this CPU: "avx512",
+// "avx2" or "generic" (pure Go).
+func SgemmKernel() string { return gemmKern.name }
