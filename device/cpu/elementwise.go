@@ -237,28 +237,7 @@ func mapScalar(threads int, kernel string, f func(dst, x []float32, s float32), 
 	})
 }
 
-func expVec(dst, x []float32) {
-	dst = dst[:len(x)]
-	for i, v := range x {
-		// expf, inlined by hand (it is over the compiler's inlining budget).
-		if !(v > -expfMax && v < expfMax) {
-			dst[i] = float32(math.Exp(float64(v)))
-			continue
-		}
-		n := float32(v*log2e) + magic
-		n -= magic
-		r := v - n*ln2Hi
-		r -= n * ln2Lo
-		p := float32(1.9875691500e-4)
-		p = p*r + 1.3981999507e-3
-		p = p*r + 8.3334519073e-3
-		p = p*r + 4.1665795894e-2
-		p = p*r + 1.6666665459e-1
-		p = p*r + 5.0000001201e-1
-		p = p*(r*r) + r + 1
-		dst[i] = p * math.Float32frombits(uint32(int32(n)+127)<<23)
-	}
-}
+func expVec(dst, x []float32) { expAffine(dst, x, 1, 0) }
 
 func tanhVec(dst, x []float32) {
 	dst = dst[:len(x)]
@@ -268,9 +247,20 @@ func tanhVec(dst, x []float32) {
 }
 
 func sigmoidVec(dst, x []float32) {
-	dst = dst[:len(x)]
-	for i, v := range x {
-		dst[i] = sigmoidf(v)
+	const block = 256
+	var e [block]float32
+	for len(x) > 0 {
+		n := min(len(x), block)
+		expAffine(e[:n], x[:n], -1, 0)
+		d := dst[:n]
+		for i, v := range x[:n] {
+			if v < -80 { // see sigmoidf
+				d[i] = expf(v)
+			} else {
+				d[i] = 1 / (1 + e[i])
+			}
+		}
+		dst, x = dst[n:], x[n:]
 	}
 }
 

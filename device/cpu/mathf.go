@@ -41,6 +41,38 @@ func expf(x float32) float32 {
 	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
 }
 
+// expAffineGo is the portable expAffine, with expf inlined by hand (it is
+// over the compiler's inlining budget, and a call per element costs as much
+// as the polynomial). For a = 1, c = 0 the argument is x exactly.
+func expAffineGo(dst, x []float32, a, c float32) float64 {
+	dst = dst[:len(x)]
+	var sum float64
+	for i, v := range x {
+		v = a*v + c
+		if !(v > -expfMax && v < expfMax) {
+			e := float32(math.Exp(float64(v)))
+			dst[i] = e
+			sum += float64(e)
+			continue
+		}
+		n := float32(v*log2e) + magic
+		n -= magic
+		r := v - n*ln2Hi
+		r -= n * ln2Lo
+		p := float32(1.9875691500e-4)
+		p = p*r + 1.3981999507e-3
+		p = p*r + 8.3334519073e-3
+		p = p*r + 4.1665795894e-2
+		p = p*r + 1.6666665459e-1
+		p = p*r + 5.0000001201e-1
+		p = p*(r*r) + r + 1
+		e := p * math.Float32frombits(uint32(int32(n)+127)<<23)
+		dst[i] = e
+		sum += float64(e)
+	}
+	return sum
+}
+
 // tanhf returns tanh(x) in float32: the Cephes tanhf odd polynomial for
 // |x| < 0.625 (keeps full relative precision near zero), 1 - 2/(e**2x + 1)
 // above, ±1 beyond 9.

@@ -88,6 +88,25 @@ func checkClose(t testing.TB, name string, got []float32, want []float64, rel, a
 	}
 }
 
+// checkTol is checkClose with a tolerance per element.
+func checkTol(t testing.TB, name string, got []float32, want, tol []float64) {
+	t.Helper()
+	bad := 0
+	for i, g := range got {
+		w, gv := want[i], float64(g)
+		ok := gv == w || math.Abs(gv-w) <= tol[i] || math.IsNaN(w) && math.IsNaN(gv)
+		if !ok {
+			bad++
+			if bad <= 5 {
+				t.Errorf("%s[%d] = %.9g, want %.9g (diff %.3g, allowed %.3g)", name, i, g, w, math.Abs(gv-w), tol[i])
+			}
+		}
+	}
+	if bad > 5 {
+		t.Errorf("%s: %d of %d elements out of tolerance", name, bad, len(got))
+	}
+}
+
 // rounded returns want rounded to float32 (and back): the reference for a
 // kernel whose result is one correctly rounded operation.
 func rounded(want []float64) []float64 {

@@ -1,0 +1,8 @@
+//go:build !amd64
+
+package cpu
+
+// expAffine sets dst[i] = e**(a*x[i] + c) and returns the sum of dst in
+// float64. It is the exp loop of softmax, attention and the sigmoid-based
+// activations.
+func expAffine(dst, x []float32, a, c float32) float64 { return expAffineGo(dst, x, a, c) }
