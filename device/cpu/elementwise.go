@@ -171,8 +171,8 @@ func sumF64(x []float32) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// maxF32 returns the largest element of a non-empty x, ignoring NaNs.
-func maxF32(x []float32) float32 {
+// maxF32Go is the portable maxF32 (it returns NaN only when x[0] is NaN).
+func maxF32Go(x []float32) float32 {
 	m0, m1, m2, m3 := x[0], x[0], x[0], x[0]
 	for len(x) >= 4 {
 		m0 = max32(m0, x[0])

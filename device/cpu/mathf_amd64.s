@@ -86,3 +86,53 @@ done:
 	VZEROUPPER
 	MOVSD X14, ret+32(FP)
 	RET
+
+// func maxAVX512(x *float32, n int) float32
+//
+// The largest of x[0:n] (n a multiple of 16, > 0); with NaNs in x, the
+// largest of the others or NaN (VMAXPS returns its second source when either
+// is NaN).
+TEXT ·maxAVX512(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Z0
+	VMOVAPS Z0, Z1
+	VMOVAPS Z0, Z2
+	VMOVAPS Z0, Z3
+	ADDQ $64, SI
+	SUBQ $16, CX
+
+loop4:
+	CMPQ CX, $64
+	JLT loop1
+	VMAXPS (SI), Z0, Z0
+	VMAXPS 64(SI), Z1, Z1
+	VMAXPS 128(SI), Z2, Z2
+	VMAXPS 192(SI), Z3, Z3
+	ADDQ $256, SI
+	SUBQ $64, CX
+	JMP loop4
+
+loop1:
+	CMPQ CX, $16
+	JLT done
+	VMAXPS (SI), Z0, Z0
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP loop1
+
+done:
+	VMAXPS Z1, Z0, Z0
+	VMAXPS Z3, Z2, Z2
+	VMAXPS Z2, Z0, Z0
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+16(FP)
+	RET

@@ -8,3 +8,9 @@ func TestExpAffineGo(t *testing.T) {
 	expUseAVX512 = false
 	testExpAffine(t)
 }
+
+func TestMaxF32Go(t *testing.T) {
+	defer func(v bool) { expUseAVX512 = v }(expUseAVX512)
+	expUseAVX512 = false
+	TestMaxF32(t)
+}

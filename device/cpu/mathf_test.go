@@ -105,6 +105,26 @@ func TestScalarMathf(t *testing.T) {
 	}
 }
 
+func TestMaxF32(t *testing.T) {
+	rng := newRand(22)
+	for _, n := range []int{1, 3, 15, 16, 17, 31, 64, 65, 200, 1000} {
+		x := randNormal(rng, n, 10)
+		want := x[0]
+		for _, v := range x {
+			want = max(want, v)
+		}
+		if got := maxF32(x); got != want {
+			t.Errorf("n=%d: maxF32 = %v, want %v", n, got, want)
+		}
+		for i := range x {
+			x[i] = float32(math.Inf(-1))
+		}
+		if got := maxF32(x); !math.IsInf(float64(got), -1) {
+			t.Errorf("n=%d: maxF32(all -Inf) = %v", n, got)
+		}
+	}
+}
+
 func BenchmarkExp(b *testing.B) {
 	x, dst := randNormal(newRand(1), 4096, 3), make([]float32, 4096)
 	b.Run("cpu/f32/4K", func(b *testing.B) {
