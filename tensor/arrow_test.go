@@ -3,6 +3,7 @@ package tensor_test
 import (
 	"bytes"
 	"errors"
+	"math"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -71,7 +72,7 @@ func sameTensor(t testing.TB, got, want *tensor.Tensor) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	forEachIndex(want.Shape(), func(idx []int) {
-		if g, w := got.At(idx...), want.At(idx...); g != w {
+		if g, w := got.At(idx...), want.At(idx...); g != w && !(math.IsNaN(g) && math.IsNaN(w)) {
 			t.Fatalf("%v at %v: got %v, want %v", want, idx, g, w)
 		}
 	})
@@ -81,6 +82,11 @@ func sameTensor(t testing.TB, got, want *tensor.Tensor) {
 // payloads included).
 func sameBytes(t testing.TB, got, want *tensor.Tensor) {
 	t.Helper()
+	if want.NumElements() == 0 {
+		// Nothing to compare; and New's strides for a zero in a later
+		// dimension fail IsContiguous, so Bytes would panic.
+		return
+	}
 	g, err := got.Clone(tensor.WithAllocator(memory.DefaultAllocator))
 	if err != nil {
 		t.Fatal(err)
