@@ -44,7 +44,8 @@ type FixedShapeTensorType struct {
 }
 
 // NewFixedShapeTensorType returns the fixed-shape tensor type of the given
-// element type and physical shape; dimNames and permutation may be nil.
+// element type and physical shape; dimNames and permutation may be nil (an
+// identity permutation is dropped: it means the same as none).
 func NewFixedShapeTensorType(valueType arrow.DataType, shape []int, dimNames []string, permutation []int) (*FixedShapeTensorType, error) {
 	if valueType == nil {
 		return nil, fmt.Errorf("%w: %s with a nil value type", ErrDType, FixedShapeTensorExtensionName)
@@ -113,9 +114,13 @@ func isIdentity(perm []int) bool {
 // ExtensionName returns "arrow.fixed_shape_tensor".
 func (*FixedShapeTensorType) ExtensionName() string { return FixedShapeTensorExtensionName }
 
-// ValueType returns the element type.
+// ValueType returns the element type (nil for the zero value, which
+// RegisterFixedShapeTensor registers as the prototype).
 func (t *FixedShapeTensorType) ValueType() arrow.DataType {
-	return t.Storage.(*arrow.FixedSizeListType).Elem()
+	if fsl, ok := t.Storage.(*arrow.FixedSizeListType); ok {
+		return fsl.Elem()
+	}
+	return nil
 }
 
 // Shape returns the physical shape of each tensor (do not modify).
@@ -144,9 +149,9 @@ func (t *FixedShapeTensorType) LogicalShape() []int {
 
 func (t *FixedShapeTensorType) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "extension<%s[value_type=%s, shape=%v", FixedShapeTensorExtensionName, t.ValueType(), t.shape)
+	fmt.Fprintf(&b, "extension<%s[value_type=%v, shape=%s", FixedShapeTensorExtensionName, t.ValueType(), joinInts(t.shape))
 	if t.permutation != nil {
-		fmt.Fprintf(&b, ", permutation=%v", t.permutation)
+		fmt.Fprintf(&b, ", permutation=%s", joinInts(t.permutation))
 	}
 	if t.dimNames != nil {
 		fmt.Fprintf(&b, ", dim_names=[%s]", strings.Join(t.dimNames, ","))
@@ -155,9 +160,17 @@ func (t *FixedShapeTensorType) String() string {
 	return b.String()
 }
 
+func joinInts(s []int) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
 // Fingerprint identifies the type, parameters included (the embedded
 // base's covers only the storage).
 func (t *FixedShapeTensorType) Fingerprint() string {
+	if t.Storage == nil {
+		return FixedShapeTensorExtensionName
+	}
 	return FixedShapeTensorExtensionName + t.Serialize() + "/" + t.Storage.Fingerprint()
 }
 
@@ -328,7 +341,7 @@ func (a *FixedShapeTensorArray) rows(i, n int, batch bool) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	size := int(typ.Storage.(*arrow.FixedSizeListType).Len())
+	size := int(fsl.DataType().(*arrow.FixedSizeListType).Len())
 	if size <= 0 || a.Offset() < 0 || a.Offset() > (math.MaxInt-size)/size-a.Len() {
 		return nil, fmt.Errorf("%w: %d rows at offset %d of %d elements", ErrShape, a.Len(), a.Offset(), size)
 	}

@@ -148,7 +148,7 @@ func TestFixedShapeTensorTypeEquality(t *testing.T) {
 	if arrow.TypeEqual(base, i32) {
 		t.Error("float32 and int32 tensor types are equal")
 	}
-	if got := mk([]int{2, 3}, []string{"H", "W"}, []int{1, 0}).String(); got != "extension<arrow.fixed_shape_tensor[value_type=float32, shape=[2 3], permutation=[1 0], dim_names=[H,W]]>" {
+	if got := mk([]int{2, 3}, []string{"H", "W"}, []int{1, 0}).String(); got != "extension<arrow.fixed_shape_tensor[value_type=float32, shape=[2,3], permutation=[1,0], dim_names=[H,W]]>" {
 		t.Errorf("String() = %s", got)
 	}
 }
@@ -433,5 +433,13 @@ func TestFixedShapeTensorColumnIPC(t *testing.T) {
 		all.Release()
 		logical.Release()
 		phys.Release()
+	}
+}
+
+func TestFixedShapeTensorPrototype(t *testing.T) {
+	// The registered prototype is a zero value; printing it must not panic.
+	var p tensor.FixedShapeTensorType
+	if p.ExtensionName() != tensor.FixedShapeTensorExtensionName || p.ValueType() != nil || p.String() == "" || p.Fingerprint() == "" {
+		t.Fatalf("zero value: %q %v", p.ExtensionName(), p.ValueType())
 	}
 }
