@@ -250,7 +250,7 @@ func (s *FlowUniPC) Step(modelOutput, sample []float32, step int) error {
 	// Buffers: solver_order+1 data predictions (the corrector of order p
 	// reads p past ones besides this step's) and the last corrected sample.
 	order := s.cfg.SolverOrder
-	if len(s.last) != len(sample) {
+	if s.hist == nil || len(s.last) != len(sample) {
 		s.last = make([]float32, len(sample))
 		s.hist = make([][]float32, order+1)
 		for a := range s.hist {
