@@ -3,14 +3,11 @@ package safetensors
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/bits"
 	"slices"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -66,9 +63,9 @@ func parseFile(buf []byte) (*header, error) {
 	return h, nil
 }
 
-// parseHeader parses the JSON header. Keys are checked for duplicates
-// (encoding/json would silently keep the last), which is why it walks the
-// tokens instead of unmarshalling into a map.
+// parseHeader parses the JSON header. Duplicate keys in the header, in
+// "__metadata__" and in a tensor's object are errors (encoding/json would
+// silently keep the last one); values of unknown fields are skipped.
 func parseHeader(hdr []byte) ([]*entry, map[string]string, error) {
 	if !utf8.Valid(hdr) {
 		return nil, nil, invalidf("header is not valid UTF-8")
@@ -76,245 +73,213 @@ func parseHeader(hdr []byte) ([]*entry, map[string]string, error) {
 	if len(hdr) == 0 || hdr[0] != '{' {
 		return nil, nil, invalidf("header does not start with '{'")
 	}
-	p := &headerParser{dec: json.NewDecoder(bytes.NewReader(hdr))}
-	p.dec.UseNumber()
-	if err := p.delim('{', "header"); err != nil {
-		return nil, nil, err
-	}
+	s := &scanner{b: hdr, pos: 1}
 	var (
 		entries []*entry
 		meta    map[string]string
 		seen    = make(map[string]struct{})
 	)
-	for p.dec.More() {
-		key, err := p.key("header")
+	for more := !s.accept('}'); more; {
+		k, err := s.key()
 		if err != nil {
-			return nil, nil, err
+			if k == nil {
+				return nil, nil, wrap("header", err)
+			}
+			return nil, nil, wrap(where(string(k)), err)
 		}
+		key := string(k)
 		if _, dup := seen[key]; dup {
 			return nil, nil, invalidf("duplicate key %q in header", key)
 		}
 		seen[key] = struct{}{}
 		if key == metadataKey {
-			if meta, err = p.metadata(); err != nil {
+			if meta, err = parseMetadata(s); err != nil {
 				return nil, nil, err
 			}
-			continue
+		} else {
+			e, err := parseEntry(s, key)
+			if err != nil {
+				return nil, nil, err
+			}
+			entries = append(entries, e)
 		}
-		e, err := p.entry(key)
-		if err != nil {
-			return nil, nil, err
+		if more, err = s.next('}'); err != nil {
+			return nil, nil, wrap("header", err)
 		}
-		entries = append(entries, e)
-	}
-	if err := p.delim('}', "header"); err != nil {
-		return nil, nil, err
 	}
 	// The reference writer pads with spaces; its JSON parser accepts any
 	// whitespace after the object, so this does too.
-	if rest := hdr[p.dec.InputOffset():]; len(bytes.TrimLeft(rest, " \t\r\n")) != 0 {
-		return nil, nil, invalidf("header has %d bytes after the JSON object that are not whitespace padding", len(rest))
+	if s.ws(); s.pos != len(hdr) {
+		return nil, nil, invalidf("header continues after the JSON object at byte %d; only whitespace may pad it", s.pos)
 	}
 	return entries, meta, nil
 }
 
-type headerParser struct{ dec *json.Decoder }
-
-// token returns the next token; what says where we are, for errors.
-func (p *headerParser) token(what string) (json.Token, error) {
-	tok, err := p.dec.Token()
-	if err != nil {
-		return nil, p.jsonError(what, err)
+// where names a header key for errors.
+func where(key string) string {
+	if key == metadataKey {
+		return key
 	}
-	return tok, nil
+	return fmt.Sprintf("tensor %q", key)
 }
 
-func (p *headerParser) jsonError(what string, err error) error {
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &se):
-		return invalidf("%s: bad JSON at header byte %d: %v", what, se.Offset, se)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return invalidf("%s: header JSON ends early", what)
+func parseMetadata(s *scanner) (map[string]string, error) {
+	const what = metadataKey
+	switch s.peek() {
+	case 'n': // null: no metadata, as the reference reads it
+		return nil, wrapIf(what, s.literal("null"))
+	case '{':
+		s.pos++
+	default:
+		d, err := s.describe()
+		if err != nil {
+			return nil, wrap(what, err)
+		}
+		return nil, invalidf("%s: want an object of strings, got %s", what, d)
 	}
-	return invalidf("%s: bad JSON: %v", what, err)
+	meta := make(map[string]string)
+	for more := !s.accept('}'); more; {
+		kb, err := s.key()
+		if err != nil {
+			return nil, wrap(what, err)
+		}
+		k := string(kb)
+		if _, dup := meta[k]; dup {
+			return nil, invalidf("%s: duplicate key %q", what, k)
+		}
+		if s.peek() != '"' {
+			d, err := s.describe()
+			if err != nil {
+				return nil, wrap(what, err)
+			}
+			return nil, invalidf("%s: key %q: want a string value, got %s", what, k, d)
+		}
+		if meta[k], err = s.str(""); err != nil {
+			return nil, wrap(what, err)
+		}
+		if more, err = s.next('}'); err != nil {
+			return nil, wrap(what, err)
+		}
+	}
+	return meta, nil
 }
 
-func (p *headerParser) delim(d json.Delim, what string) error {
-	tok, err := p.token(what)
+func wrapIf(what string, err error) error {
 	if err != nil {
-		return err
-	}
-	if tok != d {
-		return invalidf("%s: want %s, got %s", what, kindOf(d), describe(tok))
+		return wrap(what, err)
 	}
 	return nil
 }
 
-// key reads an object key (the decoder only yields strings there).
-func (p *headerParser) key(what string) (string, error) {
-	tok, err := p.token(what)
-	if err != nil {
-		return "", err
-	}
-	k, ok := tok.(string)
-	if !ok {
-		return "", invalidf("%s: want a key, got %s", what, describe(tok))
-	}
-	return k, nil
-}
-
-func (p *headerParser) metadata() (map[string]string, error) {
-	const what = metadataKey
-	tok, err := p.token(what)
-	if err != nil {
-		return nil, err
-	}
-	if tok == nil { // null: no metadata, as the reference reads it
-		return nil, nil
-	}
-	if tok != json.Delim('{') {
-		return nil, invalidf("%s: want an object of strings, got %s", what, describe(tok))
-	}
-	meta := make(map[string]string)
-	for p.dec.More() {
-		k, err := p.key(what)
+// parseEntry parses one tensor's object. Unknown fields are skipped, as
+// the reference implementation does.
+func parseEntry(s *scanner, name string) (*entry, error) {
+	if s.peek() != '{' {
+		d, err := s.describe()
 		if err != nil {
-			return nil, err
+			return nil, wrap(where(name), err)
 		}
-		if _, dup := meta[k]; dup {
-			return nil, invalidf("%s: duplicate key %q", what, k)
-		}
-		tok, err := p.token(what)
-		if err != nil {
-			return nil, err
-		}
-		v, ok := tok.(string)
-		if !ok {
-			return nil, invalidf("%s: key %q: want a string value, got %s", what, k, describe(tok))
-		}
-		meta[k] = v
+		return nil, invalidf("%s: want an object, got %s", where(name), d)
 	}
-	return meta, p.delim('}', what)
-}
-
-// entry parses one tensor's object. Unknown fields are skipped, as the
-// reference implementation does.
-func (p *headerParser) entry(name string) (*entry, error) {
-	what := fmt.Sprintf("tensor %q", name)
-	tok, err := p.token(what)
-	if err != nil {
-		return nil, err
-	}
-	if tok != json.Delim('{') {
-		return nil, invalidf("%s: want an object, got %s", what, describe(tok))
-	}
+	s.pos++
 	e := &entry{name: name}
-	var shape, offsets []string
-	seen := make(map[string]bool, 3)
-	for p.dec.More() {
-		k, err := p.key(what)
+	var (
+		shape, offsets [][]byte
+		seen           [3]bool // dtype, shape, data_offsets
+		others         []string
+	)
+	for more := !s.accept('}'); more; {
+		k, err := s.key()
 		if err != nil {
-			return nil, err
+			return nil, wrap(where(name), err)
 		}
-		if seen[k] {
-			return nil, invalidf("%s: duplicate key %q", what, k)
-		}
-		seen[k] = true
-		switch k {
+		field := -1
+		switch string(k) {
 		case "dtype":
-			tok, err := p.token(what)
-			if err != nil {
-				return nil, err
-			}
-			s, ok := tok.(string)
-			if !ok {
-				return nil, invalidf("%s: dtype: want a string, got %s", what, describe(tok))
-			}
-			if e.spec = lookupDType(s); e.spec == nil {
-				return nil, invalidf("%s: unknown dtype %q", what, s)
-			}
+			field = 0
 		case "shape":
-			if shape, err = p.numbers(what + ": shape"); err != nil {
-				return nil, err
-			}
+			field = 1
 		case "data_offsets":
-			if offsets, err = p.numbers(what + ": data_offsets"); err != nil {
-				return nil, err
+			field = 2
+		}
+		var dup bool
+		if field >= 0 {
+			dup = seen[field]
+		} else {
+			dup = slices.Contains(others, string(k))
+			others = append(others, string(k))
+		}
+		if dup {
+			return nil, invalidf("%s: duplicate key %q", where(name), k)
+		}
+		switch field {
+		case 0:
+			if s.peek() != '"' {
+				d, err := s.describe()
+				if err != nil {
+					return nil, wrap(where(name), err)
+				}
+				return nil, invalidf("%s: dtype: want a string, got %s", where(name), d)
+			}
+			v, err := s.rawString("")
+			if err != nil {
+				return nil, wrap(where(name), err)
+			}
+			if e.spec = lookupDType(string(v)); e.spec == nil {
+				return nil, invalidf("%s: unknown dtype %q", where(name), v)
+			}
+		case 1, 2:
+			nums, problem, err := s.numbers()
+			if err != nil {
+				return nil, wrap(where(name)+": "+string(k), err)
+			}
+			if nums == nil {
+				return nil, invalidf("%s: %s: %s", where(name), k, problem)
+			}
+			if field == 1 {
+				shape = nums
+			} else {
+				offsets = nums
 			}
 		default:
-			var skip json.RawMessage
-			if err := p.dec.Decode(&skip); err != nil {
-				return nil, p.jsonError(what, err)
+			if err := s.skipValue(1); err != nil {
+				return nil, wrap(where(name), err)
 			}
 		}
-	}
-	if err := p.delim('}', what); err != nil {
-		return nil, err
-	}
-	for _, k := range []string{"dtype", "shape", "data_offsets"} {
-		if !seen[k] {
-			return nil, invalidf("%s: missing %q", what, k)
+		if field >= 0 {
+			seen[field] = true
+		}
+		if more, err = s.next('}'); err != nil {
+			return nil, wrap(where(name), err)
 		}
 	}
-	if e.shape, err = parseShape(what, shape); err != nil {
-		return nil, err
+	for i, k := range []string{"dtype", "shape", "data_offsets"} {
+		if !seen[i] {
+			return nil, invalidf("%s: missing %q", where(name), k)
+		}
+	}
+	e.shape = make([]int, len(shape))
+	for i, t := range shape {
+		d, problem := parseUint(t)
+		if problem != "" {
+			return nil, invalidf("%s: shape %s: dimension %d %s", where(name), numList(shape), i, problem)
+		}
+		e.shape[i] = d
 	}
 	if len(offsets) != 2 {
-		return nil, invalidf("%s: data_offsets %v: want [begin, end]", what, numList(offsets))
+		return nil, invalidf("%s: data_offsets %s: want [begin, end]", where(name), numList(offsets))
 	}
-	b, errB := strconv.ParseUint(offsets[0], 10, 64)
-	en, errE := strconv.ParseUint(offsets[1], 10, 64)
-	if errB != nil || errE != nil || b > math.MaxInt || en > math.MaxInt {
-		return nil, invalidf("%s: data_offsets %v: want two non-negative integers", what, numList(offsets))
+	var p1, p2 string
+	e.begin, p1 = parseUint(offsets[0])
+	e.end, p2 = parseUint(offsets[1])
+	if p1 != "" || p2 != "" {
+		return nil, invalidf("%s: data_offsets %s: want two non-negative integers", where(name), numList(offsets))
 	}
-	e.begin, e.end = int(b), int(en)
 	return e, nil
 }
 
-// numbers reads an array of JSON numbers, returned as their text.
-func (p *headerParser) numbers(what string) ([]string, error) {
-	tok, err := p.token(what)
-	if err != nil {
-		return nil, err
-	}
-	if tok != json.Delim('[') {
-		return nil, invalidf("%s: want an array of integers, got %s", what, describe(tok))
-	}
-	nums := []string{}
-	for p.dec.More() {
-		tok, err := p.token(what)
-		if err != nil {
-			return nil, err
-		}
-		n, ok := tok.(json.Number)
-		if !ok {
-			return nil, invalidf("%s: want integers, got %s", what, describe(tok))
-		}
-		nums = append(nums, string(n))
-	}
-	return nums, p.delim(']', what)
-}
-
-func parseShape(what string, dims []string) ([]int, error) {
-	shape := make([]int, len(dims))
-	for i, s := range dims {
-		d, err := strconv.ParseUint(s, 10, 64)
-		switch {
-		case strings.HasPrefix(s, "-"):
-			return nil, invalidf("%s: shape %v: dimension %d is negative", what, numList(dims), i)
-		case err != nil && errors.Is(err, strconv.ErrRange), err == nil && d > math.MaxInt:
-			return nil, invalidf("%s: shape %v: dimension %d overflows int", what, numList(dims), i)
-		case err != nil:
-			return nil, invalidf("%s: shape %v: dimension %d is not an integer", what, numList(dims), i)
-		}
-		shape[i] = int(d)
-	}
-	return shape, nil
-}
-
 // numList prints JSON numbers as a list, for errors.
-func numList(nums []string) string { return "[" + strings.Join(nums, ", ") + "]" }
+func numList(nums [][]byte) string { return "[" + string(bytes.Join(nums, []byte(", "))) + "]" }
 
 // validateLayout checks every tensor's size against its dtype and shape,
 // and that the tensors, in offset order, cover the data region of n bytes
@@ -333,24 +298,23 @@ func validateLayout(entries []*entry, n int) error {
 	pos := 0
 	var prev *entry
 	for _, e := range entries {
-		what := fmt.Sprintf("tensor %q", e.name)
 		want, err := byteSize(e.spec, e.shape)
 		if err != nil {
-			return invalidf("%s: %s %v: %v", what, e.spec.name, e.shape, err)
+			return invalidf("%s: %s %v: %v", where(e.name), e.spec.name, e.shape, err)
 		}
 		switch {
 		case e.end < e.begin:
-			return invalidf("%s: data_offsets [%d, %d] end before they begin", what, e.begin, e.end)
+			return invalidf("%s: data_offsets [%d, %d] end before they begin", where(e.name), e.begin, e.end)
 		case e.end > n:
-			return invalidf("%s: data_offsets [%d, %d] reach past the end of the %d-byte data region", what, e.begin, e.end, n)
+			return invalidf("%s: data_offsets [%d, %d] reach past the end of the %d-byte data region", where(e.name), e.begin, e.end, n)
 		case e.end-e.begin != want:
-			return invalidf("%s: data_offsets [%d, %d] hold %d bytes, but %s %v needs %d", what, e.begin, e.end, e.end-e.begin, e.spec.name, e.shape, want)
+			return invalidf("%s: data_offsets [%d, %d] hold %d bytes, but %s %v needs %d", where(e.name), e.begin, e.end, e.end-e.begin, e.spec.name, e.shape, want)
 		case e.begin < pos:
-			return invalidf("%s: data_offsets [%d, %d] overlap tensor %q at [%d, %d]", what, e.begin, e.end, prev.name, prev.begin, prev.end)
+			return invalidf("%s: data_offsets [%d, %d] overlap tensor %q at [%d, %d]", where(e.name), e.begin, e.end, prev.name, prev.begin, prev.end)
 		case e.begin > pos && prev == nil:
-			return invalidf("%s: data_offsets [%d, %d] leave a hole: bytes [0, %d) belong to no tensor", what, e.begin, e.end, e.begin)
+			return invalidf("%s: data_offsets [%d, %d] leave a hole: bytes [0, %d) belong to no tensor", where(e.name), e.begin, e.end, e.begin)
 		case e.begin > pos:
-			return invalidf("%s: data_offsets [%d, %d] leave a hole after tensor %q: bytes [%d, %d) belong to no tensor", what, e.begin, e.end, prev.name, pos, e.begin)
+			return invalidf("%s: data_offsets [%d, %d] leave a hole after tensor %q: bytes [%d, %d) belong to no tensor", where(e.name), e.begin, e.end, prev.name, pos, e.begin)
 		}
 		pos, prev = e.end, e
 	}
@@ -382,34 +346,4 @@ func byteSize(spec *dtypeSpec, shape []int) (int, error) {
 		return 0, fmt.Errorf("%d elements of %d bits do not fill whole bytes", n, spec.bits)
 	}
 	return int(b / 8), nil
-}
-
-func kindOf(d json.Delim) string {
-	switch d {
-	case '{':
-		return "an object"
-	case '}':
-		return "the end of an object"
-	case '[':
-		return "an array"
-	case ']':
-		return "the end of an array"
-	}
-	return string(d)
-}
-
-func describe(tok json.Token) string {
-	switch v := tok.(type) {
-	case json.Delim:
-		return kindOf(v)
-	case string:
-		return fmt.Sprintf("string %q", v)
-	case json.Number:
-		return "number " + string(v)
-	case bool:
-		return fmt.Sprintf("%v", v)
-	case nil:
-		return "null"
-	}
-	return fmt.Sprintf("%v", tok)
 }

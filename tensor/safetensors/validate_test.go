@@ -34,9 +34,12 @@ var invalidFiles = []struct {
 	{"unterminated", rawFile(`{"a":{"dtype":"F32"`, nil), `tensor "a": header JSON ends early`},
 	{"missing colon", rawFile(`{"a" 1}`, nil), `tensor "a": bad JSON at header byte 5: invalid character '1' after object key`},
 	{"missing comma", rawFile(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]} "b":{}}`, []byte{1}), "header: bad JSON at header byte 53: invalid character '\"' after object key:value pair"},
-	{"trailing garbage", rawFile("{} x", nil), "header has 2 bytes after the JSON object that are not whitespace padding"},
-	{"two objects", rawFile("{}{}", nil), "header has 2 bytes after the JSON object"},
-	{"NUL padding", rawFile("{}\x00\x00", nil), "header has 2 bytes after the JSON object"},
+	{"lone surrogate in name", rawFile(`{"\ud800":{}}`, nil), `header: bad JSON at header byte 2: lone surrogate in \u escape`},
+	{"deep unknown field", rawFile(`{"w":{"x":`+strings.Repeat("[", 200), nil), `tensor "w": bad JSON at header byte 138: values nested deeper than 128 levels`},
+	{"metadata bad literal", rawFile(`{"__metadata__":nul}`, nil), `__metadata__: bad JSON at header byte 19: invalid character '}' in literal null (expecting 'l')`},
+	{"trailing garbage", rawFile("{} x", nil), "header continues after the JSON object at byte 3; only whitespace may pad it"},
+	{"two objects", rawFile("{}{}", nil), "header continues after the JSON object at byte 2"},
+	{"NUL padding", rawFile("{}\x00\x00", nil), "header continues after the JSON object at byte 2"},
 
 	// Keys.
 	{"duplicate tensor", rawFile(hdr(info("w", "U8", "[1]", 0, 1), info("w", "U8", "[1]", 1, 2)), seq(2)), `duplicate key "w" in header`},

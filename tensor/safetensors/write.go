@@ -39,7 +39,8 @@ type outTensor struct {
 // tensor or name is rejected.
 func Write(w io.Writer, tensors map[string]*tensor.Tensor, metadata map[string]string) error {
 	out := make([]outTensor, 0, len(tensors))
-	for name, t := range tensors {
+	for _, name := range slices.Sorted(maps.Keys(tensors)) { // sorted: the first bad name is always the same
+		t := tensors[name]
 		switch {
 		case name == "":
 			return errors.New("safetensors: write: empty tensor name")
