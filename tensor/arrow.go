@@ -83,7 +83,7 @@ func (t *Tensor) ToArrowTensor(dimNames ...string) (arrowtensor.Interface, error
 		return nil, fmt.Errorf("%w: %d dimension names for rank %d", ErrShape, len(dimNames), len(t.shape))
 	}
 	if hasNegativeStride(t) {
-		c, err := contiguous(t)
+		c, err := t.Contiguous()
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +171,7 @@ func (t *Tensor) ToArrowArray() (arrow.Array, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := contiguous(t)
+	c, err := t.Contiguous()
 	if err != nil {
 		return nil, err
 	}
@@ -270,36 +270,3 @@ func hasNegativeStride(t *Tensor) bool {
 	return false
 }
 
-// contiguous is t.Contiguous(opts...), except that it also copies views
-// with negative strides (FromBuffer makes them), which the core copy
-// (copyStrided) does not handle.
-func contiguous(t *Tensor, opts ...Option) (*Tensor, error) {
-	if !t.OnHost() || !hasNegativeStride(t) || t.NumElements() == 0 {
-		return t.Contiguous(opts...)
-	}
-	if len(opts) == 0 && t.st.mem != nil {
-		opts = []Option{WithAllocator(t.st.mem)}
-	}
-	out, err := New(t.dtype, t.shape, opts...)
-	if err != nil {
-		return nil, err
-	}
-	size := t.dtype.Size()
-	src, dst := t.st.buf.Bytes(), out.Bytes()
-	idx := make([]int, len(t.shape))
-	for k := 0; k < len(dst); k += size {
-		off := t.offset
-		for i, x := range idx {
-			off += x * t.strides[i]
-		}
-		copy(dst[k:k+size], src[off*size:(off+1)*size])
-		for i := len(idx) - 1; i >= 0; i-- {
-			idx[i]++
-			if idx[i] < t.shape[i] {
-				break
-			}
-			idx[i] = 0
-		}
-	}
-	return out, nil
-}

@@ -409,7 +409,7 @@ func NewFixedShapeTensorArray(batch *Tensor) (*FixedShapeTensorArray, error) {
 	src := batch
 	phys, perm, ok := rowLayout(batch)
 	if !ok {
-		c, err := contiguous(batch)
+		c, err := batch.Contiguous()
 		if err != nil {
 			return nil, err
 		}

@@ -149,7 +149,7 @@ func ipcColumn(nt NamedTensor, mem memory.Allocator) (arrow.Array, arrow.Field, 
 	if mem != nil {
 		copyOpts = []Option{WithAllocator(mem)}
 	}
-	c, err := contiguous(t, copyOpts...)
+	c, err := t.Contiguous(copyOpts...)
 	if err != nil {
 		return nil, arrow.Field{}, err
 	}

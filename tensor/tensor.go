@@ -167,8 +167,9 @@ func FromBytes(dt DType, shape []int, data []byte) (*Tensor, error) {
 
 // FromBuffer makes a tensor over an Arrow buffer, retaining it, with the
 // given strides and offset (in elements; nil strides means contiguous).
+// WithAllocator names the allocator that copies of it come from.
 // Every element addressed must lie inside the buffer.
-func FromBuffer(dt DType, shape, strides []int, offset int, buf *memory.Buffer) (*Tensor, error) {
+func FromBuffer(dt DType, shape, strides []int, offset int, buf *memory.Buffer, opts ...Option) (*Tensor, error) {
 	if !dt.Valid() {
 		return nil, fmt.Errorf("%w: %v", ErrDType, dt)
 	}
@@ -188,6 +189,15 @@ func FromBuffer(dt DType, shape, strides []int, offset int, buf *memory.Buffer) 
 	}
 	buf.Retain()
 	st := &storage{buf: buf}
+	for _, o := range opts { // the allocator copies (Clone, ConvertTo) come from
+		if o != nil {
+			var op options
+			o(&op)
+			if op.mem != nil {
+				st.mem = op.mem
+			}
+		}
+	}
 	st.refs.Store(1)
 	return &Tensor{dtype: dt, shape: append([]int(nil), shape...), strides: append([]int(nil), strides...), offset: offset, st: st}, nil
 }
@@ -283,6 +293,9 @@ func (t *Tensor) Release() { t.st.release() }
 // IsContiguous reports whether the elements are laid out row-major without
 // gaps.
 func (t *Tensor) IsContiguous() bool {
+	if t.NumElements() == 0 {
+		return true
+	}
 	s := 1
 	for i := len(t.shape) - 1; i >= 0; i-- {
 		if t.shape[i] != 1 && t.strides[i] != s {

@@ -254,3 +254,30 @@ func TestConvertTo(t *testing.T) {
 		}
 	}
 }
+
+func TestNegativeStridesAndEmptyTensors(t *testing.T) {
+	// A reversed view over a buffer: elements 5,4,3,2,1,0.
+	buf := memory.NewBufferBytes(make([]byte, 6*4))
+	x, err := tensor.FromBuffer(tensor.Float32, []int{6}, []int{1}, 0, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(x.Float32s(), iota32(6))
+	r, err := tensor.FromBuffer(tensor.Float32, []int{2, 3}, []int{-3, -1}, 5, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Contiguous()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range c.Float32s() {
+		if v != float32(5-i) {
+			t.Fatalf("reversed copy %v", c.Float32s())
+		}
+	}
+	e, err := tensor.New(tensor.Float32, []int{2, 0, 3})
+	if err != nil || !e.IsContiguous() || len(e.Bytes()) != 0 {
+		t.Fatalf("empty tensor: %v contiguous=%v", err, e.IsContiguous())
+	}
+}

@@ -200,15 +200,19 @@ func (t *Tensor) Clone(opts ...Option) (*Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	copyStrided(out.hostBytes(), t.hostBytes(), t.dtype.Size(), t.shape, t.strides)
+	copyStrided(out.hostBytes(), t.st.buf.Bytes(), t.offset, t.dtype.Size(), t.shape, t.strides)
 	return out, nil
 }
 
-// copyStrided copies a strided view into contiguous dst, moving the
-// innermost contiguous run at once.
-func copyStrided(dst, src []byte, size int, shape, strides []int) {
-	if len(shape) == 0 {
-		copy(dst[:size], src[:size])
+// copyStrided copies the strided view at element offset base of src (the
+// whole storage) into contiguous dst, moving the innermost contiguous run
+// at once. Strides may be negative.
+func copyStrided(dst, src []byte, base, size int, shape, strides []int) {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	if n == 0 {
 		return
 	}
 	// Merge trailing dimensions that are contiguous in src.
@@ -220,15 +224,8 @@ func copyStrided(dst, src []byte, size int, shape, strides []int) {
 	}
 	run := inner * size
 	idx := make([]int, k)
-	n := 1
-	for _, d := range shape[:k] {
-		n *= d
-	}
-	if n == 0 || run == 0 {
-		return
-	}
-	for i := 0; i < n; i++ {
-		off := 0
+	for i := 0; i < n/inner; i++ {
+		off := base
 		for j := 0; j < k; j++ {
 			off += idx[j] * strides[j]
 		}
@@ -336,7 +333,7 @@ func (t *Tensor) CopyFrom(src *Tensor) error {
 		return fmt.Errorf("%w: CopyFrom between %v and %v", ErrDevice, src, t)
 	}
 	if t.IsContiguous() {
-		copyStrided(t.hostBytes(), src.hostBytes(), t.dtype.Size(), src.shape, src.strides)
+		copyStrided(t.hostBytes(), src.st.buf.Bytes(), src.offset, t.dtype.Size(), src.shape, src.strides)
 		return nil
 	}
 	c, err := src.Clone(WithAllocator(memory.DefaultAllocator))
