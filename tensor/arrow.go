@@ -269,4 +269,3 @@ func hasNegativeStride(t *Tensor) bool {
 	}
 	return false
 }
-
