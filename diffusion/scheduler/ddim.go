@@ -268,27 +268,27 @@ func (s *DDIM) StepNoise(modelOutput, sample, z []float32, step int) error {
 	dir := math.Sqrt(max(0, 1-ap-std*std))
 	sqAp := math.Sqrt(ap)
 
-	c := s.cfg
-	clip := c.ClipSample
-	lim := c.ClipSampleRange
-	pred := c.PredictionType
+	// x̂₀ = ax·x + ao·out and ε̂ = ex·x + eo·out for each prediction type.
+	var ax, ao, ex, eo float64
+	switch s.cfg.PredictionType {
+	case Epsilon: // x̂₀ = (x − √(1−ᾱ)·ε)/√ᾱ
+		ax, ao, ex, eo = 1/sqA, -sqB/sqA, 0, 1
+	case VPrediction: // x̂₀ = √ᾱ·x − √(1−ᾱ)·v, ε̂ = √ᾱ·v + √(1−ᾱ)·x
+		ax, ao, ex, eo = sqA, -sqB, sqB, sqA
+	case SamplePred: // ε̂ = (x − √ᾱ·x̂₀)/√(1−ᾱ)
+		ax, ao, ex, eo = 0, 1, 1/sqB, -sqA/sqB
+	}
+	clip, lim := s.cfg.ClipSample, s.cfg.ClipSampleRange
 	parallelFor(len(sample), func(lo, hi int) {
-		x, o := sample[lo:hi], modelOutput[lo:hi]
+		x := sample[lo:hi]
+		o := modelOutput[lo:hi][:len(x)]
 		for j := range x {
 			xj, oj := float64(x[j]), float64(o[j])
-			var x0, eps float64
-			switch pred {
-			case Epsilon:
-				x0, eps = (xj-sqB*oj)/sqA, oj
-			case VPrediction:
-				x0, eps = sqA*xj-sqB*oj, sqA*oj+sqB*xj
-			case SamplePred:
-				x0, eps = oj, (xj-sqA*oj)/sqB
-			}
+			x0 := ax*xj + ao*oj
 			if clip {
 				x0 = max(-lim, min(lim, x0))
 			}
-			v := sqAp*x0 + dir*eps
+			v := sqAp*x0 + dir*(ex*xj+eo*oj)
 			if eta > 0 {
 				v += std * float64(z[lo+j])
 			}

@@ -175,3 +175,24 @@ func FuzzStepArguments(f *testing.F) {
 		}
 	})
 }
+
+func TestParallelDDIMNoiseMatchesSerial(t *testing.T) {
+	const big = 1<<18 + 37
+	c := scheduler.DefaultDDIMConfig()
+	c.Eta = 0.8
+	a := newDDIM(t, func(cc *scheduler.DDIMConfig) { *cc = c }, 5)
+	b := newDDIM(t, func(cc *scheduler.DDIMConfig) { *cc = c }, 5)
+	x, v, z := normals(1, big), normals(2, big), normals(3, big)
+	tail := append([]float32(nil), x[big-1000:]...)
+	if err := a.StepNoise(v, x, z, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StepNoise(v[big-1000:], tail, z[big-1000:], 1); err != nil {
+		t.Fatal(err)
+	}
+	for j := range tail {
+		if tail[j] != x[big-1000+j] {
+			t.Fatalf("element %d: parallel %v, serial %v", big-1000+j, x[big-1000+j], tail[j])
+		}
+	}
+}
