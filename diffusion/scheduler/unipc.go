@@ -455,50 +455,74 @@ func solve(A [][]float64, b []float64) []float64 {
 
 // apply runs the folded update over the latent: per element, the data
 // prediction (stored as float32), the corrected sample (stored as the new
-// last sample), then the predictor into sample.
+// last sample), then the predictor into sample. One loop per number of
+// history entries read, so no buffer is touched that the step does not use.
+// Sums are in float64: the weights on neighbouring predictions can be large
+// and of opposite sign (ρ_k/r_k), and float32 sums would cancel.
 func (s *FlowUniPC) apply(co unipcStep, out, sample []float32) {
 	hist, last := s.hist, s.last
 	ages := len(co.p)
+	a, b := co.x0Sample, co.x0Out
+	var c, p [4]float64
+	copy(c[:], co.c)
+	copy(p[:], co.p)
+	cl, px, corr := co.cLast, co.pX, co.corrector
 	parallelFor(len(sample), func(lo, hi int) {
-		m0 := hist[0][lo:hi]
-		x, o, l := sample[lo:hi], out[lo:hi], last[lo:hi]
-		var h1, h2, h3 []float32
-		if ages > 1 {
-			h1 = hist[1][lo:hi]
-		}
-		if ages > 2 {
-			h2 = hist[2][lo:hi]
-		}
-		if ages > 3 {
-			h3 = hist[3][lo:hi]
-		}
-		for j := range x {
-			xj := float64(x[j])
-			m := float32(co.x0Sample*xj + co.x0Out*float64(o[j]))
-			m0[j] = m
-			acc := []float64{float64(m), 0, 0, 0}
-			if h1 != nil {
-				acc[1] = float64(h1[j])
+		x := sample[lo:hi]
+		o := out[lo:hi][:len(x)]
+		l := last[lo:hi][:len(x)]
+		h0 := hist[0][lo:hi][:len(x)]
+		switch ages {
+		case 1: // no corrector, first order
+			for j := range x {
+				xj := float64(x[j])
+				m := float32(a*xj + b*float64(o[j]))
+				h0[j] = m
+				l[j] = x[j]
+				x[j] = float32(px*xj + p[0]*float64(m))
 			}
-			if h2 != nil {
-				acc[2] = float64(h2[j])
-			}
-			if h3 != nil {
-				acc[3] = float64(h3[j])
-			}
-			if co.corrector {
-				v := co.cLast * float64(l[j])
-				for a, w := range co.c {
-					v += w * acc[a]
+		case 2:
+			h1 := hist[1][lo:hi][:len(x)]
+			for j := range x {
+				xj := float64(x[j])
+				m32 := float32(a*xj + b*float64(o[j]))
+				h0[j] = m32
+				m, m1 := float64(m32), float64(h1[j])
+				if corr {
+					xj = float64(float32(cl*float64(l[j]) + c[0]*m + c[1]*m1))
 				}
-				xj = float64(float32(v))
+				l[j] = float32(xj)
+				x[j] = float32(px*xj + p[0]*m + p[1]*m1)
 			}
-			l[j] = float32(xj)
-			v := co.pX * xj
-			for a, w := range co.p {
-				v += w * acc[a]
+		case 3:
+			h1 := hist[1][lo:hi][:len(x)]
+			h2 := hist[2][lo:hi][:len(x)]
+			for j := range x {
+				xj := float64(x[j])
+				m32 := float32(a*xj + b*float64(o[j]))
+				h0[j] = m32
+				m, m1, m2 := float64(m32), float64(h1[j]), float64(h2[j])
+				if corr {
+					xj = float64(float32(cl*float64(l[j]) + c[0]*m + c[1]*m1 + c[2]*m2))
+				}
+				l[j] = float32(xj)
+				x[j] = float32(px*xj + p[0]*m + p[1]*m1 + p[2]*m2)
 			}
-			x[j] = float32(v)
+		default: // 4: the third-order corrector (the predictor reads at most ages 0–2)
+			h1 := hist[1][lo:hi][:len(x)]
+			h2 := hist[2][lo:hi][:len(x)]
+			h3 := hist[3][lo:hi][:len(x)]
+			for j := range x {
+				xj := float64(x[j])
+				m32 := float32(a*xj + b*float64(o[j]))
+				h0[j] = m32
+				m, m1, m2, m3 := float64(m32), float64(h1[j]), float64(h2[j]), float64(h3[j])
+				if corr {
+					xj = float64(float32(cl*float64(l[j]) + c[0]*m + c[1]*m1 + c[2]*m2 + c[3]*m3))
+				}
+				l[j] = float32(xj)
+				x[j] = float32(px*xj + p[0]*m + p[1]*m1 + p[2]*m2)
+			}
 		}
 	})
 }
