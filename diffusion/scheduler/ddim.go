@@ -55,9 +55,10 @@ func DefaultDDIMConfig() DDIMConfig {
 	}
 }
 
-// StableDiffusionDDIMConfig returns the DDIM configuration of Stable
-// Diffusion 1.x checkpoints: scaled-linear betas 0.00085 to 0.012,
-// set_alpha_to_one off, steps_offset 1, leading spacing, no clipping.
+// StableDiffusionDDIMConfig returns what DDIMScheduler.from_config reads from
+// a Stable Diffusion 1.x scheduler_config.json: scaled-linear betas 0.00085
+// to 0.012, set_alpha_to_one off, steps_offset 1, clip_sample off, leading
+// spacing, epsilon prediction.
 func StableDiffusionDDIMConfig() DDIMConfig {
 	c := DefaultDDIMConfig()
 	c.BetaStart, c.BetaEnd, c.BetaSchedule = 0.00085, 0.012, BetaScaledLinear

@@ -32,8 +32,11 @@
 //
 // Schedules are computed in float64 the way NumPy computes them (linspace,
 // arange, round half to even) and stored in float32 where diffusers stores
-// float32 tensors, so timesteps match diffusers value for value; step
-// coefficients are float64 and latents float32. Where diffusers' arithmetic
-// gives NaN or an extra step on an edge case, the doc comment of the type
-// says what is done instead.
+// float32 tensors, so in the common paths timesteps and sigmas should agree
+// with diffusers' to the float32 bit. That is by construction, not by a
+// diffusers run (none is available to these tests): the tests re-derive every
+// schedule and update from the published formulas in float64 and pin a few
+// values worked by hand. Step coefficients are float64, latents float32.
+// Where diffusers' arithmetic gives NaN or an extra step on an edge case, the
+// doc comment of the type says what is done instead.
 package scheduler

@@ -108,6 +108,10 @@ func WanFlowUniPCConfig(shift float64) FlowUniPCConfig {
 //
 // A first-order step is exactly the flow-matching Euler step
 // x + (σᵢ₊₁ − σᵢ)·v, and the step to σ = 0 returns mᵢ, the data prediction.
+// (With bh1, diffusers computes that last step as m − α·B(h)·0 with
+// B(h) = hh = −∞, which by our reading of the code is NaN; here the absent
+// term is simply left out.) An order ≥ 2 step to σ = 0, which diffusers would
+// also turn into NaN or ∞, is an ErrStep: it needs LowerOrderFinal.
 //
 // Both updates are linear in the stored values, so Step folds them into
 // per-step coefficients (computed in float64) and makes one pass over the
