@@ -109,6 +109,9 @@ type gemmKernel struct {
 	name   string
 	mr, nr int
 	fn     func(k int, a, b, c *float32, ldc int, alpha, beta float32)
+	// asmPack says the packing routines may use assembly (the pure-Go
+	// kernel packs in pure Go, so that forcing it tests only Go code).
+	asmPack bool
 	// Cache blocking, in elements (see gemm_amd64.go for how they were
 	// chosen): kc is the depth of the packed panels, nc the width of the
 	// packed block of B that stays in L2, mc the height of the packed
@@ -139,7 +142,7 @@ func sgemm(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alph
 	threads = min(threads, max(1, 2*m*n*k/gemmMinFlopsPerThread))
 	tm, tn := gemmSplit(threads, m, n, kern.mr, kern.nr)
 	if tm*tn == 1 {
-		buf := getGemmBuf(kern)
+		buf := getGemmBuf()
 		gemmSerial(kern, buf, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		putGemmBuf(buf)
 		return
@@ -150,7 +153,7 @@ func sgemm(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alph
 	rowsPer := roundUp((m+tm-1)/tm, kern.mr)
 	colsPer := roundUp((n+tn-1)/tn, kern.nr)
 	ParallelFor(tm*tn, tm*tn, 1, func(lo, hi int) {
-		buf := getGemmBuf(kern)
+		buf := getGemmBuf()
 		defer putGemmBuf(buf)
 		for t := lo; t < hi; t++ {
 			r0, c0 := (t/tn)*rowsPer, (t%tn)*colsPer
@@ -213,33 +216,25 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 }
 
 // gemmBuf holds one goroutine's packing buffers, 64-byte aligned so that
-// the micro-kernels' panel loads never split a cache line.
+// the micro-kernels' panel loads never split a cache line. They are sized
+// for the product at hand (a small product does not pay for the largest
+// blocks) and kept for the next one in gemmBufPool.
 type gemmBuf struct {
-	kern *gemmKernel
 	a, b []float32
 	tile []float32 // an mr×nr tile for the ragged edges of C
 }
 
-var gemmBufPools sync.Map // *gemmKernel → *sync.Pool
+var gemmBufPool = sync.Pool{New: func() any { return new(gemmBuf) }}
 
-func getGemmBuf(kern *gemmKernel) *gemmBuf {
-	p, ok := gemmBufPools.Load(kern)
-	if !ok {
-		p, _ = gemmBufPools.LoadOrStore(kern, &sync.Pool{New: func() any {
-			return &gemmBuf{
-				kern: kern,
-				a:    alignedFloats(roundUp(kern.mc, kern.mr) * kern.kc),
-				b:    alignedFloats(roundUp(kern.nc, kern.nr) * kern.kc),
-				tile: alignedFloats(kern.mr * kern.nr),
-			}
-		}})
+func getGemmBuf() *gemmBuf    { return gemmBufPool.Get().(*gemmBuf) }
+func putGemmBuf(buf *gemmBuf) { gemmBufPool.Put(buf) }
+
+// atLeast returns x if it holds n values, or a new aligned slice that does.
+func atLeast(x []float32, n int) []float32 {
+	if len(x) >= n {
+		return x
 	}
-	return p.(*sync.Pool).Get().(*gemmBuf)
-}
-
-func putGemmBuf(buf *gemmBuf) {
-	p, _ := gemmBufPools.Load(buf.kern)
-	p.(*sync.Pool).Put(buf)
+	return alignedFloats(n)
 }
 
 // alignedFloats returns n float32s starting on a 64-byte boundary.
@@ -280,6 +275,9 @@ func gemmSerial(kern *gemmKernel, buf *gemmBuf, transA, transB bool, m, n, k int
 	kc := evenBlock(k, kern.kc, 8)
 	mc := evenBlock(m, kern.mc, mr)
 	nc := evenBlock(n, kern.nc, nr)
+	buf.a = atLeast(buf.a, roundUp(mc, mr)*kc)
+	buf.b = atLeast(buf.b, roundUp(nc, nr)*kc)
+	buf.tile = atLeast(buf.tile, mr*nr)
 	tile := buf.tile
 	for i3 := 0; i3 < m; i3 += mc {
 		mb := min(mc, m-i3)
@@ -289,10 +287,10 @@ func gemmSerial(kern *gemmKernel, buf *gemmBuf, transA, transB bool, m, n, k int
 			if pc > 0 {
 				bet = 1
 			}
-			packA(buf.a, mr, transA, a, lda, i3, mb, pc, kb)
+			packA(buf.a, mr, kern.asmPack, transA, a, lda, i3, mb, pc, kb)
 			for jc := 0; jc < n; jc += nc {
 				nb := min(nc, n-jc)
-				packB(buf.b, nr, transB, b, ldb, pc, kb, jc, nb)
+				packB(buf.b, nr, kern.asmPack, transB, b, ldb, pc, kb, jc, nb)
 				for ir := 0; ir < mb; ir += mr {
 					rows := min(mr, mb-ir)
 					pa := &buf.a[ir*kb]
@@ -321,72 +319,6 @@ func gemmSerial(kern *gemmKernel, buf *gemmBuf, transA, transB bool, m, n, k int
 						}
 					}
 				}
-			}
-		}
-	}
-}
-
-// packA copies rows [i0, i0+mb) and columns [p0, p0+kb) of op(A) into dst as
-// mr-row micro-panels, each stored column by column (mr values per k),
-// zero-padding the last panel to mr rows.
-func packA(dst []float32, mr int, trans bool, a []float32, lda, i0, mb, p0, kb int) {
-	for ip := 0; ip < mb; ip += mr {
-		rows := min(mr, mb-ip)
-		panel := dst[ip*kb : ip*kb+mr*kb]
-		if trans {
-			// op(A)[i][p] = a[p*lda+i]: each k is a contiguous run of rows.
-			for p := range kb {
-				src := a[(p0+p)*lda+i0+ip:]
-				d := panel[p*mr : p*mr+mr]
-				copy(d, src[:rows])
-				clear(d[rows:])
-			}
-			continue
-		}
-		for r := range rows {
-			src := a[(i0+ip+r)*lda+p0:]
-			src = src[:kb]
-			d := panel[r:]
-			for p, v := range src {
-				d[p*mr] = v
-			}
-		}
-		for r := rows; r < mr; r++ {
-			for p := range kb {
-				panel[p*mr+r] = 0
-			}
-		}
-	}
-}
-
-// packB copies rows [p0, p0+kb) and columns [j0, j0+nb) of op(B) into dst as
-// nr-column micro-panels, each stored row by row (nr values per k),
-// zero-padding the last panel to nr columns.
-func packB(dst []float32, nr int, trans bool, b []float32, ldb, p0, kb, j0, nb int) {
-	for jp := 0; jp < nb; jp += nr {
-		cols := min(nr, nb-jp)
-		panel := dst[jp*kb : jp*kb+nr*kb]
-		if !trans {
-			// op(B)[p][j] = b[p*ldb+j]: each k is a contiguous run.
-			for p := range kb {
-				src := b[(p0+p)*ldb+j0+jp:]
-				d := panel[p*nr : p*nr+nr]
-				copy(d, src[:cols])
-				clear(d[cols:])
-			}
-			continue
-		}
-		for cc := range cols {
-			src := b[(j0+jp+cc)*ldb+p0:]
-			src = src[:kb]
-			d := panel[cc:]
-			for p, v := range src {
-				d[p*nr] = v
-			}
-		}
-		for cc := cols; cc < nr; cc++ {
-			for p := range kb {
-				panel[p*nr+cc] = 0
 			}
 		}
 	}

@@ -23,7 +23,8 @@ var avx512Gemm = &gemmKernel{
 	name: "avx512",
 	mr:   12, nr: 32,
 	kc: 384, nc: 480, mc: 3072,
-	fn: sgemmKernelAVX512,
+	fn:      sgemmKernelAVX512,
+	asmPack: true,
 }
 
 // AVX2 kernel: a 6×16 tile in 12 ymm accumulators, 2 ymm for B̃ and 2 for
@@ -34,11 +35,15 @@ var avx2Gemm = &gemmKernel{
 	name: "avx2",
 	mr:   6, nr: 16,
 	kc: 256, nc: 768, mc: 3072,
-	fn: sgemmKernelAVX2,
+	fn:      sgemmKernelAVX2,
+	asmPack: true,
 }
 
 //go:noescape
 func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func packCols4AVX2(dst *float32, w int, src *float32, lds int, blocks int)
 
 //go:noescape
 func sgemmKernelAVX2(k int, a, b, c *float32, ldc int, alpha, beta float32)
@@ -61,3 +66,18 @@ func gemmKernels() []*gemmKernel {
 }
 
 func bestGemmKernel() *gemmKernel { return gemmKernels()[0] }
+
+// packCols4 transposes 4 rows of src into dst (see packCols) for the first
+// p < kb that the AVX2 routine covers, and returns how many it did.
+func packCols4(dst []float32, w int, src []float32, lds, kb int) int {
+	blocks := kb / 8
+	if blocks == 0 {
+		return 0
+	}
+	// The assembly reads src[r*lds+p] for r < 4, p < 8·blocks, and writes
+	// dst[p*w+r] for the same range: check both ends once here.
+	_ = src[3*lds+8*blocks-1]
+	_ = dst[(8*blocks-1)*w+3]
+	packCols4AVX2(&dst[0], w, &src[0], lds, blocks)
+	return 8 * blocks
+}

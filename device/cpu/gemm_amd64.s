@@ -324,3 +324,52 @@ avx2_nobeta:
 	STORE_ROW_256(Y10, Y11)
 	VZEROUPPER
 	RET
+
+// func packCols4AVX2(dst *float32, w int, src *float32, lds int, blocks int)
+// Transposes 4 rows of src into dst: dst[p*w+r] = src[r*lds+p] for r < 4,
+// p < 8·blocks. Each block loads 8 values of each row, transposes the 4×4
+// quarters in registers and stores 8 runs of 4.
+TEXT ·packCols4AVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ w+8(FP), R8
+	SHLQ $2, R8
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R9
+	SHLQ $2, R9
+	MOVQ blocks+32(FP), CX
+	LEAQ (SI)(R9*1), R10
+	LEAQ (SI)(R9*2), R11
+	LEAQ (R10)(R9*2), R12
+	LEAQ (R8)(R8*2), R13
+
+pack4_loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS (R10), Y1
+	VMOVUPS (R11), Y2
+	VMOVUPS (R12), Y3
+	VUNPCKLPS Y1, Y0, Y4
+	VUNPCKHPS Y1, Y0, Y5
+	VUNPCKLPS Y3, Y2, Y6
+	VUNPCKHPS Y3, Y2, Y7
+	VUNPCKLPD Y6, Y4, Y0 // p0 | p4
+	VUNPCKHPD Y6, Y4, Y1 // p1 | p5
+	VUNPCKLPD Y7, Y5, Y2 // p2 | p6
+	VUNPCKHPD Y7, Y5, Y3 // p3 | p7
+	VMOVUPS X0, (DI)
+	VMOVUPS X1, (DI)(R8*1)
+	VMOVUPS X2, (DI)(R8*2)
+	VMOVUPS X3, (DI)(R13*1)
+	LEAQ (DI)(R8*4), DI
+	VEXTRACTF128 $1, Y0, (DI)
+	VEXTRACTF128 $1, Y1, (DI)(R8*1)
+	VEXTRACTF128 $1, Y2, (DI)(R8*2)
+	VEXTRACTF128 $1, Y3, (DI)(R13*1)
+	LEAQ (DI)(R8*4), DI
+	ADDQ $32, SI
+	ADDQ $32, R10
+	ADDQ $32, R11
+	ADDQ $32, R12
+	DECQ CX
+	JNZ  pack4_loop
+	VZEROUPPER
+	RET
