@@ -114,6 +114,22 @@ func float32s(ctx context.Context, t *tensor.Tensor) (*tensor.Tensor, func(), er
 	return out, out.Release, nil
 }
 
+// hostContiguous returns t as a contiguous host tensor of its own dtype.
+func hostContiguous(ctx context.Context, t *tensor.Tensor) (*tensor.Tensor, func(), error) {
+	if t.OnHost() {
+		c, err := t.Contiguous()
+		if err != nil {
+			return nil, nil, err
+		}
+		return c, c.Release, nil
+	}
+	h, err := toHost(ctx, t)
+	if err != nil {
+		return nil, nil, err
+	}
+	return h, h.Release, nil
+}
+
 // toHost copies a device tensor to a new host tensor.
 func toHost(ctx context.Context, t *tensor.Tensor) (*tensor.Tensor, error) {
 	dev := Of(ctx, t)
@@ -218,6 +234,10 @@ func (k *kernelCall) wrap(err error) error {
 
 func shapeErr(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrShape}, args...)...)
+}
+
+func shapeErrDType(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrDType}, args...)...)
 }
 
 func prod(s []int) int {

@@ -147,3 +147,5 @@ func (s *Sim) MatMul(context.Context, *tensor.Tensor, *tensor.Tensor, bool, bool
 	s.MatMulCalls.Add(1)
 	return nil, device.ErrNotImplemented
 }
+
+func (s *Sim) String() string { return "sim" }
