@@ -193,3 +193,55 @@ func TestCrossAttentionShapes(t *testing.T) {
 		t.Fatal("context of the wrong width accepted")
 	}
 }
+
+func TestConvAndEmbeddingLayers(t *testing.T) {
+	ctx := context.Background()
+	c, err := nn.NewConv(nn.Random(4), "conv", nn.ConvConfig{In: 2, Out: 3, Kernel: []int{3}, Bias: true,
+		Opt: device.ConvOptions{Padding: []int{1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := input(1, 2, 5)
+	y, err := c.Forward(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// out[o, p] = b[o] + Σ_{c,k} w[o,c,k]·x[c, p-1+k]
+	xs, w, b := f64(x), f64(c.W), f64(c.B)
+	var want []float64
+	for o := 0; o < 3; o++ {
+		for p := 0; p < 5; p++ {
+			s := b[o]
+			for ch := 0; ch < 2; ch++ {
+				for k := 0; k < 3; k++ {
+					if q := p - 1 + k; q >= 0 && q < 5 {
+						s += w[(o*2+ch)*3+k] * xs[ch*5+q]
+					}
+				}
+			}
+			want = append(want, s)
+		}
+	}
+	assertClose(t, y, want)
+
+	up, err := nn.NewConvTranspose1d(nn.Random(5), "up", 2, 4, 4, true, device.ConvTranspose1dOptions{Stride: 2, Padding: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z, err := up.Forward(ctx, x)
+	if err != nil || !tensor.SameShape(z.Shape(), []int{1, 4, 10}) {
+		t.Fatalf("upsampled %v, %v", z, err)
+	}
+	e, err := nn.NewEmbedding(nn.Random(6), "emb", 5, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, _ := tensor.FromInt32([]int32{4, 1}, 2)
+	r, err := e.Forward(ctx, ids)
+	if err != nil || r.At(0, 2) != e.W.At(4, 2) {
+		t.Fatalf("embedding %v %v", r, err)
+	}
+	if _, err := nn.NewConv(nn.Random(4), "bad", nn.ConvConfig{In: 3, Out: 4, Kernel: []int{3}, Opt: device.ConvOptions{Groups: 2}}); err == nil {
+		t.Fatal("3 channels in 2 groups accepted")
+	}
+}
