@@ -73,8 +73,8 @@ func gemmOperands(tc gemmCase, seed uint64) (a []float32, lda int, b []float32, 
 	return a, lda, b, ldb, c, ldc
 }
 
-// checkGemmResult compares got (C after the product) with a float64
-// reference computed from the same operands (c0 is C before it).
+// gemmReference computes C in float64 from the operands (c0 is C before
+// the product) and the tolerance of each element.
 //
 // Tolerance, from the forward error bound of a dot product computed in
 // floating point (Higham, Accuracy and Stability of Numerical Algorithms,
@@ -85,48 +85,69 @@ func gemmOperands(tc gemmCase, seed uint64) (a []float32, lda int, b []float32, 
 // result add four more rounding errors, hence
 //
 //	|c − ref| ≤ γ_{k+4}·(|alpha|·Σ_p|a_ip||b_pj| + |beta|·|c0_ij|).
-func checkGemmResult(t *testing.T, tc gemmCase, a []float32, lda int, b []float32, ldb int, c0, got []float32, ldc int) {
-	t.Helper()
+func gemmReference(tc gemmCase, a []float32, lda int, b []float32, ldb int, c0 []float32, ldc int) (ref, tol []float64) {
 	const u = 1.0 / (1 << 24)
 	g := float64(tc.k+4) * u / (1 - float64(tc.k+4)*u)
-	opA := func(i, p int) float64 {
-		if tc.transA {
-			return float64(a[p*lda+i])
+	// op(A) by rows and op(B) by columns, in float64, so that the inner
+	// loop runs over two contiguous slices.
+	opA := make([]float64, tc.m*tc.k)
+	opBT := make([]float64, tc.n*tc.k)
+	for i := range tc.m {
+		for p := range tc.k {
+			if tc.transA {
+				opA[i*tc.k+p] = float64(a[p*lda+i])
+			} else {
+				opA[i*tc.k+p] = float64(a[i*lda+p])
+			}
 		}
-		return float64(a[i*lda+p])
 	}
-	opB := func(p, j int) float64 {
-		if tc.transB {
-			return float64(b[j*ldb+p])
+	for j := range tc.n {
+		for p := range tc.k {
+			if tc.transB {
+				opBT[j*tc.k+p] = float64(b[j*ldb+p])
+			} else {
+				opBT[j*tc.k+p] = float64(b[p*ldb+j])
+			}
 		}
-		return float64(b[p*ldb+j])
 	}
+	ref = make([]float64, tc.m*tc.n)
+	tol = make([]float64, tc.m*tc.n)
+	alpha, beta := float64(tc.alpha), float64(tc.beta)
+	for i := range tc.m {
+		x := opA[i*tc.k : (i+1)*tc.k]
+		for j := range tc.n {
+			y := opBT[j*tc.k : (j+1)*tc.k]
+			var dot, abs float64
+			for p, xp := range x {
+				dot += xp * y[p]
+				abs += math.Abs(xp * y[p])
+			}
+			r, bound := alpha*dot, math.Abs(alpha)*abs
+			if beta != 0 {
+				r += beta * float64(c0[i*ldc+j])
+				bound += math.Abs(beta * float64(c0[i*ldc+j]))
+			}
+			ref[i*tc.n+j], tol[i*tc.n+j] = r, g*bound
+		}
+	}
+	return ref, tol
+}
+
+// checkGemmResult compares got (C after the product) with the reference,
+// and checks that the padding of C past column n is untouched.
+func checkGemmResult(t *testing.T, tc gemmCase, ref, tol []float64, c0, got []float32, ldc int) {
+	t.Helper()
 	bad := 0
 	for i := range tc.m {
 		for j := range tc.n {
-			var dot, abs float64
-			for p := range tc.k {
-				x, y := opA(i, p), opB(p, j)
-				dot += x * y
-				abs += math.Abs(x * y)
-			}
-			alpha, beta := float64(tc.alpha), float64(tc.beta)
-			ref := alpha * dot
-			bound := math.Abs(alpha) * abs
-			if beta != 0 {
-				ref += beta * float64(c0[i*ldc+j])
-				bound += math.Abs(beta * float64(c0[i*ldc+j]))
-			}
-			tol := g * bound
-			v := float64(got[i*ldc+j])
-			if !(math.Abs(v-ref) <= tol) {
+			v, r, e := float64(got[i*ldc+j]), ref[i*tc.n+j], tol[i*tc.n+j]
+			if !(math.Abs(v-r) <= e) {
 				if bad < 5 {
-					t.Errorf("C[%d][%d] = %g, want %g ± %.3g", i, j, v, ref, tol)
+					t.Errorf("C[%d][%d] = %g, want %g ± %.3g", i, j, v, r, e)
 				}
 				bad++
 			}
 		}
-		// Padding past column n must be untouched.
 		for j := tc.n; j < ldc && i*ldc+j < len(got); j++ {
 			if math.Float32bits(got[i*ldc+j]) != math.Float32bits(c0[i*ldc+j]) {
 				t.Fatalf("C padding [%d][%d] written: %g", i, j, got[i*ldc+j])
@@ -138,12 +159,29 @@ func checkGemmResult(t *testing.T, tc gemmCase, a []float32, lda int, b []float3
 	}
 }
 
-func runGemmCase(t *testing.T, kern *gemmKernel, threads int, tc gemmCase, seed uint64) {
+// gemmFixture is a case's operands and reference, computed once and
+// shared by every kernel and thread count that runs the case.
+type gemmFixture struct {
+	tc            gemmCase
+	a, b, c0      []float32
+	lda, ldb, ldc int
+	ref, tol      []float64
+}
+
+func newGemmFixture(tc gemmCase, seed uint64) *gemmFixture {
+	f := &gemmFixture{tc: tc}
+	f.a, f.lda, f.b, f.ldb, f.c0, f.ldc = gemmOperands(tc, seed)
+	f.ref, f.tol = gemmReference(tc, f.a, f.lda, f.b, f.ldb, f.c0, f.ldc)
+	return f
+}
+
+// run computes the case with kern on threads goroutines and checks it.
+func (f *gemmFixture) run(t *testing.T, kern *gemmKernel, threads int) {
 	t.Helper()
-	a, lda, b, ldb, c, ldc := gemmOperands(tc, seed)
-	c0 := append([]float32(nil), c...)
-	sgemm(kern, threads, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
-	checkGemmResult(t, tc, a, lda, b, ldb, c0, c, ldc)
+	tc := f.tc
+	c := append([]float32(nil), f.c0...)
+	sgemm(kern, threads, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, f.a, f.lda, f.b, f.ldb, tc.beta, c, f.ldc)
+	checkGemmResult(t, tc, f.ref, f.tol, f.c0, c, f.ldc)
 }
 
 // gemmTestKernels is every micro-kernel this CPU runs, each also with tiny
@@ -175,22 +213,24 @@ func TestSgemmKernelsFound(t *testing.T) {
 func TestSgemmSmallShapes(t *testing.T) {
 	sizes := []int{1, 3, 17, 31, 33, 65}
 	scalars := [][2]float32{{1, 0}, {1, 1}, {-0.5, 2}, {0.75, -1}}
-	for _, kern := range gemmTestKernels() {
-		t.Run(kern.name, func(t *testing.T) {
-			i := 0
-			for _, m := range sizes {
-				for _, n := range sizes {
-					for _, k := range sizes {
-						for tr := range 4 {
-							s := scalars[i%len(scalars)]
-							tc := gemmCase{transA: tr&1 != 0, transB: tr&2 != 0, m: m, n: n, k: k, alpha: s[0], beta: s[1], pad: i % 3}
-							i++
-							t.Run(tc.String(), func(t *testing.T) { runGemmCase(t, kern, 1, tc, uint64(i)) })
+	kernels := gemmTestKernels()
+	i := 0
+	for _, m := range sizes {
+		for _, n := range sizes {
+			for _, k := range sizes {
+				for tr := range 4 {
+					s := scalars[i%len(scalars)]
+					tc := gemmCase{transA: tr&1 != 0, transB: tr&2 != 0, m: m, n: n, k: k, alpha: s[0], beta: s[1], pad: i % 3}
+					i++
+					t.Run(tc.String(), func(t *testing.T) {
+						f := newGemmFixture(tc, uint64(i))
+						for _, kern := range kernels {
+							t.Run(kern.name, func(t *testing.T) { f.run(t, kern, 1) })
 						}
-					}
+					})
 				}
 			}
-		})
+		}
 	}
 }
 
@@ -218,10 +258,12 @@ func TestSgemmShapes(t *testing.T) {
 		gemmCase{m: 48, n: 64, k: 64, alpha: 1, beta: 0, nanC: true}, // whole tiles only
 		gemmCase{m: 17, n: 31, k: 5, alpha: -1, beta: 0, pad: 7, nanC: true},
 	)
-	for _, kern := range gemmTestKernels() {
-		t.Run(kern.name, func(t *testing.T) {
-			for i, tc := range cases {
-				t.Run(tc.String(), func(t *testing.T) { runGemmCase(t, kern, 1, tc, uint64(100+i)) })
+	kernels := gemmTestKernels()
+	for i, tc := range cases {
+		t.Run(tc.String(), func(t *testing.T) {
+			f := newGemmFixture(tc, uint64(100+i))
+			for _, kern := range kernels {
+				t.Run(kern.name, func(t *testing.T) { f.run(t, kern, 1) })
 			}
 		})
 	}
@@ -238,14 +280,16 @@ func TestSgemmThreads(t *testing.T) {
 		{m: 1, n: 1000, k: 300, alpha: 1, beta: 0},
 		{m: 1000, n: 1, k: 300, alpha: 1, beta: 0},
 	}
-	for _, kern := range gemmTestKernels() {
-		for _, threads := range []int{2, 3, 4, 7} {
-			t.Run(fmt.Sprintf("%s/t%d", kern.name, threads), func(t *testing.T) {
-				for i, tc := range cases {
-					t.Run(tc.String(), func(t *testing.T) { runGemmCase(t, kern, threads, tc, uint64(200+i)) })
+	kernels := gemmTestKernels()
+	for i, tc := range cases {
+		t.Run(tc.String(), func(t *testing.T) {
+			f := newGemmFixture(tc, uint64(200+i))
+			for _, kern := range kernels {
+				for _, threads := range []int{2, 3, 4, 7} {
+					t.Run(fmt.Sprintf("%s/t%d", kern.name, threads), func(t *testing.T) { f.run(t, kern, threads) })
 				}
-			})
-		}
+			}
+		})
 	}
 }
 
@@ -254,14 +298,14 @@ func TestSgemmPublic(t *testing.T) {
 	saved := gemmKern
 	defer func() { gemmKern = saved }()
 	tc := gemmCase{m: 70, n: 90, k: 130, alpha: 1.5, beta: 0.25, transA: true, pad: 2}
+	f := newGemmFixture(tc, 9)
 	for _, kern := range gemmKernels() {
 		gemmKern = kern
 		t.Run(kern.name, func(t *testing.T) {
 			for _, threads := range []int{0, 1, 2} {
-				a, lda, b, ldb, c, ldc := gemmOperands(tc, 9)
-				c0 := append([]float32(nil), c...)
-				Sgemm(threads, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, tc.beta, c, ldc)
-				checkGemmResult(t, tc, a, lda, b, ldb, c0, c, ldc)
+				c := append([]float32(nil), f.c0...)
+				Sgemm(threads, tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, f.a, f.lda, f.b, f.ldb, tc.beta, c, f.ldc)
+				checkGemmResult(t, tc, f.ref, f.tol, f.c0, c, f.ldc)
 			}
 		})
 	}
@@ -328,7 +372,8 @@ func TestSgemmBatched(t *testing.T) {
 					}
 					SgemmBatched(threads, bc.transA, bc.transB, bc.batch, bc.m, bc.n, bc.k, bc.alpha, a, sa, lda, b, sb, ldb, bc.beta, c, sc, ldc)
 					for i, x := range ms {
-						checkGemmResult(t, bc.gemmCase, x.a, x.lda, x.b, x.ldb, x.c0, c[i*sc:], ldc)
+						ref, tol := gemmReference(bc.gemmCase, x.a, x.lda, x.b, x.ldb, x.c0, x.ld)
+						checkGemmResult(t, bc.gemmCase, ref, tol, x.c0, c[i*sc:], ldc)
 					}
 				})
 			}
