@@ -3,11 +3,19 @@ package safetensors_test
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/omniflow-go/omniflow/tensor/safetensors"
+)
+
+// halfInt squared overflows int; quarterInt fits, but not in bytes of F64.
+const (
+	halfInt    = 1 << (strconv.IntSize / 2)
+	quarterInt = 1 << (strconv.IntSize - 2)
 )
 
 func sizePrefix(n uint64) []byte { return binary.LittleEndian.AppendUint64(nil, n) }
@@ -67,8 +75,8 @@ var invalidFiles = []struct {
 	{"exponent dim", rawFile(hdr(info("w", "F32", "[1e0]", 0, 4)), seq(4)), `tensor "w": shape [1e0]: dimension 0 is not an integer`},
 	{"huge dim", rawFile(hdr(info("w", "F32", "[18446744073709551616]", 0, 4)), seq(4)), `tensor "w": shape [18446744073709551616]: dimension 0 overflows int`},
 	{"dim over MaxInt", rawFile(hdr(info("w", "U8", "[9223372036854775808]", 0, 4)), seq(4)), `tensor "w": shape [9223372036854775808]: dimension 0 overflows int`},
-	{"element count overflow", rawFile(hdr(info("w", "U8", "[4294967296,4294967296]", 0, 4)), seq(4)), `tensor "w": U8 [4294967296 4294967296]: element count overflows`},
-	{"byte size overflow", rawFile(hdr(info("w", "F64", "[4611686018427387904]", 0, 4)), seq(4)), `tensor "w": F64 [4611686018427387904]: byte size overflows`},
+	{"element count overflow", rawFile(hdr(info("w", "U8", fmt.Sprintf("[%d,%d]", halfInt, halfInt), 0, 4)), seq(4)), fmt.Sprintf(`tensor "w": U8 [%d %d]: element count overflows`, halfInt, halfInt)},
+	{"byte size overflow", rawFile(hdr(info("w", "F64", fmt.Sprintf("[%d]", quarterInt), 0, 4)), seq(4)), fmt.Sprintf(`tensor "w": F64 [%d]: byte size overflows`, quarterInt)},
 	{"partial byte", rawFile(hdr(info("w", "F4", "[3]", 0, 2)), seq(2)), `tensor "w": F4 [3]: 3 elements of 4 bits do not fill whole bytes`},
 	{"offsets not pair", rawFile(hdr(`"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1,2]}`), seq(2)), `tensor "w": data_offsets [0, 1, 2]: want [begin, end]`},
 	{"negative offset", rawFile(hdr(info("w", "U8", "[1]", -1, 0)), seq(1)), `tensor "w": data_offsets [-1, 0]: want two non-negative integers`},
