@@ -31,20 +31,9 @@ func SwiGLU(ctx context.Context, gate, up *tensor.Tensor) (*tensor.Tensor, error
 	n := gate.NumElements()
 	k := begin(ctx, "swiglu", cost{flops: 5 * int64(n), bytes: bytes32(n, n, n)}, gate, up)
 	defer k.end()
-	gf, rg, err := float32s(k.ctx, gate)
+	in, err := k.data(gate, up)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rg()
-	uf, ru, err := float32s(k.ctx, up)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer ru()
-	out, err := k.alloc(gate.Shape()...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cpu.SwiGLU(k.cpu.Threads(), out.Float32s(), gf.Float32s(), uf.Float32s())
-	return k.finish(out, nil)
+	return k.output(gate.Shape(), func(dst []float32) error { cpu.SwiGLU(k.cpu.Threads(), dst, in[0], in[1]); return nil })
 }

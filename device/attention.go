@@ -61,22 +61,19 @@ func RoPE(ctx context.Context, x *tensor.Tensor, tab RopeTable, mode RopeMode, p
 	n := x.NumElements()
 	k := begin(ctx, "rope", cost{flops: 3 * int64(n), bytes: bytes32(n, n)}, x)
 	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	in, err := k.data(x)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
-	out, err := k.alloc(x.Shape()...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	copy(out.Float32s(), xf.Float32s())
-	if positions != nil {
-		cpu.RopeAt(k.cpu.Threads(), out.Float32s(), b, t, h, d, positions, tab, mode)
-	} else {
-		cpu.Rope(k.cpu.Threads(), out.Float32s(), b, t, h, d, pos0, tab, mode)
-	}
-	return k.finish(out, nil)
+	return k.output(x.Shape(), func(dst []float32) error {
+		copy(dst, in[0])
+		if positions != nil {
+			cpu.RopeAt(k.cpu.Threads(), dst, b, t, h, d, positions, tab, mode)
+		} else {
+			cpu.Rope(k.cpu.Threads(), dst, b, t, h, d, pos0, tab, mode)
+		}
+		return nil
+	})
 }
 
 // AttentionOptions configure scaled-dot-product attention.
@@ -108,24 +105,19 @@ func Attention(ctx context.Context, q, k, v *tensor.Tensor, opt AttentionOptions
 	p := cpu.AttentionParams{Batch: bq, QHeads: hq, KVHeads: hk, QLen: tq, KVLen: tk, HeadDim: d,
 		Q: cpu.LayoutBTHD(hq, tq, d), K: cpu.LayoutBTHD(hk, tk, d), V: cpu.LayoutBTHD(hk, tk, d),
 		Out: cpu.LayoutBTHD(hq, tq, d), Scale: opt.Scale, Causal: opt.Causal, Past: opt.Past, KeyMask: opt.KeyMask}
-	return attention(ctx, q, p, opt, func(kc *kernelCall) ([]float32, []float32, func(), error) {
-		kf, rk, err := float32s(kc.ctx, k)
+	return attention(ctx, q, p, opt, func(kc *kernelCall) ([]float32, []float32, error) {
+		in, err := kc.data(k, v)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
-		vf, rv, err := float32s(kc.ctx, v)
-		if err != nil {
-			rk()
-			return nil, nil, nil, err
-		}
-		return kf.Float32s(), vf.Float32s(), func() { rk(); rv() }, nil
+		return in[0], in[1], nil
 	})
 }
 
 // attention runs the CPU kernel for q [B, Tq, Hq, D] with keys and values
 // from kv.
 func attention(ctx context.Context, q *tensor.Tensor, p cpu.AttentionParams, opt AttentionOptions,
-	kv func(*kernelCall) ([]float32, []float32, func(), error)) (*tensor.Tensor, error) {
+	kv func(*kernelCall) ([]float32, []float32, error)) (*tensor.Tensor, error) {
 	if opt.KeyMask != nil && len(opt.KeyMask) != p.Batch*p.KVLen {
 		return nil, shapeErr("attention: key mask has %d entries, want batch %d × %d keys", len(opt.KeyMask), p.Batch, p.KVLen)
 	}
@@ -143,34 +135,25 @@ func attention(ctx context.Context, q *tensor.Tensor, p cpu.AttentionParams, opt
 	qn := q.NumElements()
 	k := begin(ctx, "attention", cost{flops: flops, bytes: bytes32(2*qn, 2*p.Batch*p.KVHeads*p.KVLen*p.HeadDim)}, q)
 	defer k.end()
-	qf, rq, err := float32s(k.ctx, q)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rq()
-	kd, vd, rkv, err := kv(k)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rkv()
 	if opt.Mask != nil {
-		mf, rm, err := float32s(k.ctx, opt.Mask)
-		if err != nil {
-			return nil, k.wrap(err)
-		}
-		defer rm()
-		m := mf.NumElements()
+		m := opt.Mask.NumElements()
 		if m != p.QLen*p.KVLen && m != p.Batch*p.QLen*p.KVLen && m != p.Batch*p.QHeads*p.QLen*p.KVLen {
 			return nil, k.wrap(shapeErr("mask %v fits neither [Tq, Tk], [B, Tq, Tk] nor [B, Hq, Tq, Tk] for %d×%d", opt.Mask.Shape(), p.QLen, p.KVLen))
 		}
-		p.Mask = mf.Float32s()
 	}
-	out, err := k.alloc(q.Shape()...)
+	in, err := k.data(q, opt.Mask)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	cpu.Attention(k.cpu.Threads(), out.Float32s(), qf.Float32s(), kd, vd, p)
-	return k.finish(out, nil)
+	p.Mask = in[1]
+	kd, vd, err := kv(k)
+	if err != nil {
+		return nil, err
+	}
+	return k.output(q.Shape(), func(dst []float32) error {
+		cpu.Attention(k.cpu.Threads(), dst, in[0], kd, vd, p)
+		return nil
+	})
 }
 
 // KVCache holds one attention layer's keys and values for incremental
@@ -217,17 +200,11 @@ func (c *KVCache) Append(ctx context.Context, k, v *tensor.Tensor) error {
 	}
 	kc := begin(ctx, "kv_append", cost{bytes: bytes32(2*k.NumElements(), 2*k.NumElements())}, k)
 	defer kc.end()
-	kf, rk, err := float32s(kc.ctx, k)
+	in, err := kc.data(k, v)
 	if err != nil {
-		return kc.wrap(err)
+		return err
 	}
-	defer rk()
-	vf, rv, err := float32s(kc.ctx, v)
-	if err != nil {
-		return kc.wrap(err)
-	}
-	defer rv()
-	if err := c.c.AppendSeqMajor(kf.Float32s(), vf.Float32s(), k.Dim(1)); err != nil {
+	if err := c.c.AppendSeqMajor(in[0], in[1], k.Dim(1)); err != nil {
 		return kc.wrap(err)
 	}
 	return nil
@@ -249,8 +226,8 @@ func AttentionCache(ctx context.Context, q *tensor.Tensor, c *KVCache, opt Atten
 	p.Scale = opt.Scale
 	p.KeyMask = opt.KeyMask
 	opt.Causal, opt.Past = true, p.Past
-	return attention(ctx, q, p, opt, func(*kernelCall) ([]float32, []float32, func(), error) {
-		return c.c.K, c.c.V, func() {}, nil
+	return attention(ctx, q, p, opt, func(*kernelCall) ([]float32, []float32, error) {
+		return c.c.K, c.c.V, nil
 	})
 }
 

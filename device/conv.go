@@ -80,27 +80,14 @@ func Conv(ctx context.Context, x, w, bias *tensor.Tensor, opt ConvOptions) (*ten
 	macs := int64(outN) * int64(p.InC/groups) * int64(prod(p.Kernel))
 	k := begin(ctx, convName[sd], cost{flops: 2 * macs, bytes: bytes32(x.NumElements(), w.NumElements(), outN)}, x, w)
 	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	in, err := k.data(x, w, bias)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
-	wf, rw, err := float32s(k.ctx, w)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rw()
-	b, rb, err := optF32(k, bias, p.OutC, "bias")
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rb()
-	out, err := k.alloc(shape...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cpu.Conv(k.cpu.Threads(), out.Float32s(), xf.Float32s(), wf.Float32s(), b, p)
-	return k.finish(out, nil)
+	return k.output(shape, func(dst []float32) error {
+		cpu.Conv(k.cpu.Threads(), dst, in[0], in[1], in[2], p)
+		return nil
+	})
 }
 
 var convName = [...]string{"", "conv1d", "conv2d", "conv3d"}
@@ -139,27 +126,14 @@ func ConvTranspose1d(ctx context.Context, x, w, bias *tensor.Tensor, opt ConvTra
 	macs := int64(p.N) * int64(p.In) * int64(p.InC) * int64(p.OutC/groups) * int64(p.Kernel)
 	k := begin(ctx, "conv_transpose1d", cost{flops: 2 * macs, bytes: bytes32(x.NumElements(), w.NumElements(), prod(shape))}, x, w)
 	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	in, err := k.data(x, w, bias)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
-	wf, rw, err := float32s(k.ctx, w)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rw()
-	b, rb, err := optF32(k, bias, p.OutC, "bias")
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rb()
-	out, err := k.alloc(shape...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cpu.ConvTranspose1D(k.cpu.Threads(), out.Float32s(), xf.Float32s(), wf.Float32s(), b, p)
-	return k.finish(out, nil)
+	return k.output(shape, func(dst []float32) error {
+		cpu.ConvTranspose1D(k.cpu.Threads(), dst, in[0], in[1], in[2], p)
+		return nil
+	})
 }
 
 // ErrTokenID reports an embedding id outside the table.
@@ -183,18 +157,11 @@ func Embedding(ctx context.Context, ids, table *tensor.Tensor) (*tensor.Tensor, 
 		return nil, k.wrap(err)
 	}
 	defer ri()
-	tf, rt, err := float32s(k.ctx, table)
+	in, err := k.data(table)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rt()
-	out, err := k.alloc(append(append([]int(nil), ids.Shape()...), d)...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	if err := cpu.Embedding(k.cpu.Threads(), out.Float32s(), tf.Float32s(), v, d, idc.Int32s()); err != nil {
-		out.Release()
-		return nil, k.wrap(err)
-	}
-	return k.finish(out, nil)
+	return k.output(append(append([]int(nil), ids.Shape()...), d), func(dst []float32) error {
+		return cpu.Embedding(k.cpu.Threads(), dst, in[0], v, d, idc.Int32s())
+	})
 }

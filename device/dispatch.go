@@ -148,12 +148,13 @@ func toHost(ctx context.Context, t *tensor.Tensor) (*tensor.Tensor, error) {
 // pick the device, let a backend try, fall back to the CPU, and record the
 // span and memory counter.
 type kernelCall struct {
-	name string
-	ctx  context.Context
-	dev  Device
-	cpu  *CPU
-	in   []*tensor.Tensor
-	span profiler.Span
+	name     string
+	ctx      context.Context
+	dev      Device
+	cpu      *CPU
+	in       []*tensor.Tensor
+	span     profiler.Span
+	releases []func()
 }
 
 // begin starts a kernel call on the device of the first operand.
@@ -172,10 +173,52 @@ func begin(ctx context.Context, name string, c cost, in ...*tensor.Tensor) *kern
 	return k
 }
 
-// end ends the span and samples memory.
+// end frees the operand copies, ends the span and samples memory.
 func (k *kernelCall) end() {
+	for _, r := range k.releases {
+		r()
+	}
 	k.span.End()
 	memSample(k.ctx, k.cpu)
+}
+
+// data returns the operands as float32 host data (nil for a nil operand),
+// converting or copying where needed; the copies are freed by end.
+func (k *kernelCall) data(ts ...*tensor.Tensor) ([][]float32, error) {
+	out := make([][]float32, len(ts))
+	for i, t := range ts {
+		if t == nil {
+			continue
+		}
+		f, r, err := float32s(k.ctx, t)
+		if err != nil {
+			return nil, k.wrap(err)
+		}
+		k.releases = append(k.releases, r)
+		out[i] = f.Float32s()
+	}
+	return out, nil
+}
+
+// output allocates the float32 result and runs the CPU kernel into it.
+func (k *kernelCall) output(shape []int, run func(dst []float32) error) (*tensor.Tensor, error) {
+	out, err := k.alloc(shape...)
+	if err != nil {
+		return nil, k.wrap(err)
+	}
+	if err := run(out.Float32s()); err != nil {
+		out.Release()
+		return nil, k.wrap(err)
+	}
+	return k.finish(out, nil)
+}
+
+// checkLen reports a parameter tensor that does not hold n elements.
+func checkLen(name string, t *tensor.Tensor, n int, what string) error {
+	if t != nil && t.NumElements() != n {
+		return shapeErr("%s: %s has %d elements, want %d", name, what, t.NumElements(), n)
+	}
+	return nil
 }
 
 // backend tries the device's own kernel: try returns ErrNotImplemented when

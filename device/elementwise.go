@@ -13,17 +13,11 @@ func unaryKernel(ctx context.Context, name string, x *tensor.Tensor, flopsPerEle
 	n := x.NumElements()
 	k := begin(ctx, name, cost{flops: flopsPerElem * int64(n), bytes: bytes32(n, n)}, x)
 	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	in, err := k.data(x)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
-	out, err := k.alloc(x.Shape()...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	f(k.cpu.Threads(), out.Float32s(), xf.Float32s())
-	return k.finish(out, nil)
+	return k.output(x.Shape(), func(dst []float32) error { f(k.cpu.Threads(), dst, in[0]); return nil })
 }
 
 // Exp returns eˣ elementwise.
@@ -76,22 +70,14 @@ func binaryKernel(ctx context.Context, name string, a, b *tensor.Tensor,
 	n := prod(shape)
 	k := begin(ctx, name, cost{flops: int64(n), bytes: bytes32(a.NumElements(), b.NumElements(), n)}, a, b)
 	defer k.end()
-	af, ra, err := float32s(k.ctx, a)
+	in, err := k.data(a, b)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer ra()
-	bf, rb, err := float32s(k.ctx, b)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rb()
-	out, err := k.alloc(shape...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	f(k.cpu.Threads(), out.Float32s(), af.Float32s(), af.Shape(), bf.Float32s(), bf.Shape())
-	return k.finish(out, nil)
+	return k.output(shape, func(dst []float32) error {
+		f(k.cpu.Threads(), dst, in[0], a.Shape(), in[1], b.Shape())
+		return nil
+	})
 }
 
 // Add returns a + b with NumPy broadcasting.
@@ -114,81 +100,78 @@ func Div(ctx context.Context, a, b *tensor.Tensor) (*tensor.Tensor, error) {
 	return binaryKernel(ctx, "div", a, b, cpu.Div)
 }
 
-// rowsKernel runs a kernel over the rows of x's last axis; out has outCols
-// columns per row (x's own when outCols < 0).
-func rowsKernel(ctx context.Context, name string, x *tensor.Tensor, outCols int, flopsPerElem int64,
-	f func(threads int, dst, x []float32, rows, cols int)) (*tensor.Tensor, error) {
+// rows splits x into rows of its last axis.
+func rows(name string, x *tensor.Tensor) (r, c int, err error) {
 	if x.Rank() < 1 {
-		return nil, shapeErr("%s: want rank >= 1, got a scalar", name)
+		return 0, 0, shapeErr("%s: want rank >= 1, got a scalar", name)
 	}
-	cols := x.Dim(-1)
-	rows := x.NumElements() / max(cols, 1)
-	shape := append([]int(nil), x.Shape()...)
-	if outCols >= 0 {
-		shape[len(shape)-1] = outCols
-		if outCols == 0 {
-			shape = shape[:len(shape)-1]
-		}
+	c = x.Dim(-1)
+	return x.NumElements() / max(c, 1), c, nil
+}
+
+// rowsKernel runs a kernel over the rows of x's last axis; with reduce the
+// axis is removed from the result.
+func rowsKernel(ctx context.Context, name string, x *tensor.Tensor, reduce bool, flopsPerElem int64,
+	f func(threads int, dst, x []float32, rows, cols int)) (*tensor.Tensor, error) {
+	r, c, err := rows(name, x)
+	if err != nil {
+		return nil, err
 	}
-	k := begin(ctx, name, cost{flops: flopsPerElem * int64(rows*cols), bytes: bytes32(rows*cols, prod(shape))}, x)
+	shape := x.Shape()
+	if reduce {
+		shape = shape[:len(shape)-1]
+	}
+	k := begin(ctx, name, cost{flops: flopsPerElem * int64(r*c), bytes: bytes32(r*c, prod(shape))}, x)
 	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	in, err := k.data(x)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
-	out, err := k.alloc(shape...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	f(k.cpu.Threads(), out.Float32s(), xf.Float32s(), rows, cols)
-	return k.finish(out, nil)
+	return k.output(shape, func(dst []float32) error { f(k.cpu.Threads(), dst, in[0], r, c); return nil })
 }
 
 // Softmax returns softmax over the last axis (numerically stable; fully
 // masked rows of -Inf give zeros).
 func Softmax(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	return rowsKernel(ctx, "softmax", x, -1, 5, cpu.Softmax)
+	return rowsKernel(ctx, "softmax", x, false, 5, cpu.Softmax)
 }
 
 // LogSoftmax returns log-softmax over the last axis.
 func LogSoftmax(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	return rowsKernel(ctx, "log_softmax", x, -1, 5, cpu.LogSoftmax)
+	return rowsKernel(ctx, "log_softmax", x, false, 5, cpu.LogSoftmax)
 }
 
 // Sum reduces the last axis by summing (the axis is removed).
 func Sum(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	return rowsKernel(ctx, "sum", x, 0, 1, cpu.Sum)
+	return rowsKernel(ctx, "sum", x, true, 1, cpu.Sum)
 }
 
 // Mean reduces the last axis by averaging.
 func Mean(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	return rowsKernel(ctx, "mean", x, 0, 1, cpu.Mean)
+	return rowsKernel(ctx, "mean", x, true, 1, cpu.Mean)
 }
 
 // Max reduces the last axis by its maximum.
 func Max(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	return rowsKernel(ctx, "max", x, 0, 1, cpu.Max)
+	return rowsKernel(ctx, "max", x, true, 1, cpu.Max)
 }
 
 // ArgMax returns the int32 index of the maximum along the last axis.
 func ArgMax(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	if x.Rank() < 1 {
-		return nil, shapeErr("argmax: want rank >= 1, got a scalar")
-	}
-	cols := x.Dim(-1)
-	rows := x.NumElements() / max(cols, 1)
-	k := begin(ctx, "argmax", cost{flops: int64(rows * cols), bytes: bytes32(rows*cols, rows)}, x)
-	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	r, c, err := rows("argmax", x)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
+	k := begin(ctx, "argmax", cost{flops: int64(r * c), bytes: bytes32(r*c, r)}, x)
+	defer k.end()
+	in, err := k.data(x)
+	if err != nil {
+		return nil, err
+	}
 	out, err := k.cpu.Alloc(k.ctx, tensor.Int32, x.Shape()[:x.Rank()-1])
 	if err != nil {
 		return nil, k.wrap(err)
 	}
-	cpu.ArgMax(k.cpu.Threads(), out.Int32s(), xf.Float32s(), rows, cols)
+	cpu.ArgMax(k.cpu.Threads(), out.Int32s(), in[0], r, c)
 	return k.finish(out, nil)
 }

@@ -42,44 +42,36 @@ func MatMul(ctx context.Context, a, b *tensor.Tensor, transA, transB bool) (*ten
 	if out, ok, err := backend(k, func(d MatMuler) (*tensor.Tensor, error) { return d.MatMul(k.ctx, a, b, transA, transB) }); ok {
 		return out, k.wrap(err)
 	}
-	af, ra, err := float32s(k.ctx, a)
+	in, err := k.data(a, b)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer ra()
-	bf, rb, err := float32s(k.ctx, b)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rb()
-	out, err := k.alloc(append(append([]int(nil), batch...), m, n)...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	lda, ldb := af.Dim(-1), bf.Dim(-1)
-	ad, bd, cd := af.Float32s(), bf.Float32s(), out.Float32s()
-	aBatch, bBatch := af.Shape()[:af.Rank()-2], bf.Shape()[:bf.Rank()-2]
-	sa, sb := af.Dim(-2)*lda, bf.Dim(-2)*ldb
-	switch {
-	case prod(bBatch) == 1 && !transA:
-		// [..., M, K]·[K, N]: one GEMM over all rows of a.
-		cpu.Sgemm(k.cpu.Threads(), false, transB, nb*m, n, ka, 1, ad, lda, bd, ldb, 0, cd, n)
-	case regularBatch(aBatch, batch) && regularBatch(bBatch, batch):
-		sA, sB := sa, sb
-		if prod(aBatch) == 1 {
-			sA = 0
+	lda, ldb := a.Dim(-1), b.Dim(-1)
+	ad, bd := in[0], in[1]
+	aBatch, bBatch := a.Shape()[:a.Rank()-2], b.Shape()[:b.Rank()-2]
+	sa, sb := a.Dim(-2)*lda, b.Dim(-2)*ldb
+	return k.output(append(append([]int(nil), batch...), m, n), func(cd []float32) error {
+		switch {
+		case prod(bBatch) == 1 && !transA:
+			// [..., M, K]·[K, N]: one GEMM over all rows of a.
+			cpu.Sgemm(k.cpu.Threads(), false, transB, nb*m, n, ka, 1, ad, lda, bd, ldb, 0, cd, n)
+		case regularBatch(aBatch, batch) && regularBatch(bBatch, batch):
+			sA, sB := sa, sb
+			if prod(aBatch) == 1 {
+				sA = 0
+			}
+			if prod(bBatch) == 1 {
+				sB = 0
+			}
+			cpu.SgemmBatched(k.cpu.Threads(), transA, transB, nb, m, n, ka, 1, ad, sA, lda, bd, sB, ldb, 0, cd, m*n, n)
+		default:
+			for i := 0; i < nb; i++ {
+				ia, ib := broadcastIndex(i, batch, aBatch), broadcastIndex(i, batch, bBatch)
+				cpu.Sgemm(k.cpu.Threads(), transA, transB, m, n, ka, 1, ad[ia*sa:], lda, bd[ib*sb:], ldb, 0, cd[i*m*n:], n)
+			}
 		}
-		if prod(bBatch) == 1 {
-			sB = 0
-		}
-		cpu.SgemmBatched(k.cpu.Threads(), transA, transB, nb, m, n, ka, 1, ad, sA, lda, bd, sB, ldb, 0, cd, m*n, n)
-	default:
-		for i := 0; i < nb; i++ {
-			ia, ib := broadcastIndex(i, batch, aBatch), broadcastIndex(i, batch, bBatch)
-			cpu.Sgemm(k.cpu.Threads(), transA, transB, m, n, ka, 1, ad[ia*sa:], lda, bd[ib*sb:], ldb, 0, cd[i*m*n:], n)
-		}
-	}
-	return k.finish(out, nil)
+		return nil
+	})
 }
 
 func tr(t bool) string {
@@ -129,40 +121,24 @@ func Linear(ctx context.Context, x, w, bias *tensor.Tensor) (*tensor.Tensor, err
 		return nil, shapeErr("linear: bias %v does not fit weight %v", bias.Shape(), w.Shape())
 	}
 	rows := x.NumElements() / max(x.Dim(-1), 1)
-	in, outF := w.Dim(1), w.Dim(0)
-	k := begin(ctx, "linear", cost{flops: 2 * int64(rows) * int64(in) * int64(outF),
+	inF, outF := w.Dim(1), w.Dim(0)
+	k := begin(ctx, "linear", cost{flops: 2 * int64(rows) * int64(inF) * int64(outF),
 		bytes: bytes32(x.NumElements(), w.NumElements(), rows*outF)}, x, w)
 	defer k.end()
-	xf, rx, err := float32s(k.ctx, x)
+	in, err := k.data(x, w, bias)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rx()
-	wf, rw, err := float32s(k.ctx, w)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rw()
 	shape := append(append([]int(nil), x.Shape()[:x.Rank()-1]...), outF)
-	out, err := k.alloc(shape...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cd := out.Float32s()
-	beta := float32(0)
-	if bias != nil {
-		bf, rb, err := float32s(k.ctx, bias)
-		if err != nil {
-			out.Release()
-			return nil, k.wrap(err)
+	return k.output(shape, func(cd []float32) error {
+		beta := float32(0)
+		if b := in[2]; b != nil {
+			for r := 0; r < rows; r++ {
+				copy(cd[r*outF:(r+1)*outF], b)
+			}
+			beta = 1
 		}
-		b := bf.Float32s()
-		for r := 0; r < rows; r++ {
-			copy(cd[r*outF:(r+1)*outF], b)
-		}
-		rb()
-		beta = 1
-	}
-	cpu.Sgemm(k.cpu.Threads(), false, true, rows, outF, in, 1, xf.Float32s(), in, wf.Float32s(), in, beta, cd, outF)
-	return k.finish(out, nil)
+		cpu.Sgemm(k.cpu.Threads(), false, true, rows, outF, inF, 1, in[0], inF, in[1], inF, beta, cd, outF)
+		return nil
+	})
 }

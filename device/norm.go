@@ -7,81 +7,48 @@ import (
 	"github.com/omniflow-go/omniflow/tensor"
 )
 
-// optF32 returns the float32 data of an optional parameter tensor of n
-// elements (nil for nil).
-func optF32(k *kernelCall, t *tensor.Tensor, n int, what string) ([]float32, func(), error) {
-	if t == nil {
-		return nil, func() {}, nil
-	}
-	if t.NumElements() != n {
-		return nil, nil, shapeErr("%s: %s has %d elements, want %d", k.name, what, t.NumElements(), n)
-	}
-	tf, r, err := float32s(k.ctx, t)
-	if err != nil {
-		return nil, nil, err
-	}
-	return tf.Float32s(), r, nil
-}
-
 // LayerNorm normalizes the last axis of x to zero mean and unit variance,
 // then scales by weight and adds bias ([D] each; nil means 1 and 0).
 func LayerNorm(ctx context.Context, x, weight, bias *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
-	if x.Rank() < 1 {
-		return nil, shapeErr("layer_norm: want rank >= 1")
+	r, c, err := rows("layer_norm", x)
+	if err != nil {
+		return nil, err
 	}
-	cols := x.Dim(-1)
-	rows := x.NumElements() / max(cols, 1)
-	k := begin(ctx, "layer_norm", cost{flops: 8 * int64(rows*cols), bytes: bytes32(2*rows*cols, 2*cols)}, x, weight)
+	if err := firstErr(checkLen("layer_norm", weight, c, "weight"), checkLen("layer_norm", bias, c, "bias")); err != nil {
+		return nil, err
+	}
+	k := begin(ctx, "layer_norm", cost{flops: 8 * int64(r*c), bytes: bytes32(2*r*c, 2*c)}, x, weight)
 	defer k.end()
-	w, rw, err := optF32(k, weight, cols, "weight")
+	in, err := k.data(x, weight, bias)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rw()
-	b, rb, err := optF32(k, bias, cols, "bias")
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rb()
-	xf, rx, err := float32s(k.ctx, x)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rx()
-	out, err := k.alloc(x.Shape()...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cpu.LayerNorm(k.cpu.Threads(), out.Float32s(), xf.Float32s(), rows, cols, w, b, eps)
-	return k.finish(out, nil)
+	return k.output(x.Shape(), func(dst []float32) error {
+		cpu.LayerNorm(k.cpu.Threads(), dst, in[0], r, c, in[1], in[2], eps)
+		return nil
+	})
 }
 
 // RMSNorm scales the last axis of x by 1/√(mean(x²)+eps), then by weight
 // ([D]; nil means 1).
 func RMSNorm(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
-	if x.Rank() < 1 {
-		return nil, shapeErr("rms_norm: want rank >= 1")
+	r, c, err := rows("rms_norm", x)
+	if err != nil {
+		return nil, err
 	}
-	cols := x.Dim(-1)
-	rows := x.NumElements() / max(cols, 1)
-	k := begin(ctx, "rms_norm", cost{flops: 4 * int64(rows*cols), bytes: bytes32(2*rows*cols, cols)}, x, weight)
+	if err := checkLen("rms_norm", weight, c, "weight"); err != nil {
+		return nil, err
+	}
+	k := begin(ctx, "rms_norm", cost{flops: 4 * int64(r*c), bytes: bytes32(2*r*c, c)}, x, weight)
 	defer k.end()
-	w, rw, err := optF32(k, weight, cols, "weight")
+	in, err := k.data(x, weight)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rw()
-	xf, rx, err := float32s(k.ctx, x)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rx()
-	out, err := k.alloc(x.Shape()...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cpu.RMSNorm(k.cpu.Threads(), out.Float32s(), xf.Float32s(), rows, cols, w, eps)
-	return k.finish(out, nil)
+	return k.output(x.Shape(), func(dst []float32) error {
+		cpu.RMSNorm(k.cpu.Threads(), dst, in[0], r, c, in[1], eps)
+		return nil
+	})
 }
 
 // GroupNorm normalizes x [N, C, spatial...] over groups of C/groups
@@ -95,28 +62,27 @@ func GroupNorm(ctx context.Context, x *tensor.Tensor, groups int, weight, bias *
 	if groups <= 0 || c%groups != 0 {
 		return nil, shapeErr("group_norm: %d channels do not split into %d groups", c, groups)
 	}
+	if err := firstErr(checkLen("group_norm", weight, c, "weight"), checkLen("group_norm", bias, c, "bias")); err != nil {
+		return nil, err
+	}
 	spatial := x.NumElements() / max(n*c, 1)
 	k := begin(ctx, "group_norm", cost{flops: 8 * int64(x.NumElements()), bytes: bytes32(2*x.NumElements(), 2*c)}, x, weight)
 	defer k.end()
-	w, rw, err := optF32(k, weight, c, "weight")
+	in, err := k.data(x, weight, bias)
 	if err != nil {
-		return nil, k.wrap(err)
+		return nil, err
 	}
-	defer rw()
-	b, rb, err := optF32(k, bias, c, "bias")
-	if err != nil {
-		return nil, k.wrap(err)
+	return k.output(x.Shape(), func(dst []float32) error {
+		cpu.GroupNorm(k.cpu.Threads(), dst, in[0], n, c, spatial, groups, in[1], in[2], eps)
+		return nil
+	})
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
 	}
-	defer rb()
-	xf, rx, err := float32s(k.ctx, x)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	defer rx()
-	out, err := k.alloc(x.Shape()...)
-	if err != nil {
-		return nil, k.wrap(err)
-	}
-	cpu.GroupNorm(k.cpu.Threads(), out.Float32s(), xf.Float32s(), n, c, spatial, groups, w, b, eps)
-	return k.finish(out, nil)
+	return nil
 }
