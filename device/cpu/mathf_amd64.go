@@ -13,18 +13,39 @@ func expAffineAVX512(dst, x *float32, n int, a, c float32) float64
 //go:noescape
 func maxAVX512(x *float32, n int) float32
 
-var expUseAVX512 = cpu.X86.HasAVX512F
+// expAffineAVX2 is expAffine over the first n&^7 elements, 8 lanes at a
+// time, for CPUs with AVX2 and FMA but not AVX-512.
+//
+//go:noescape
+func expAffineAVX2(dst, x *float32, n int, a, c float32) float64
+
+// maxAVX2 is maxF32 over x[0:n], n a positive multiple of 8.
+//
+//go:noescape
+func maxAVX2(x *float32, n int) float32
+
+// The vector kernels this CPU runs; tests turn them off to check the
+// fallbacks.
+var (
+	expUseAVX512 = cpu.X86.HasAVX512F
+	expUseAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+)
 
 // expAffine sets dst[i] = e**(a*x[i] + c) and returns the sum of dst in
 // float64. It is the exp loop of softmax, attention and the sigmoid-based
 // activations.
 func expAffine(dst, x []float32, a, c float32) float64 {
 	dst = dst[:len(x)]
-	n := len(x) &^ 15
-	if !expUseAVX512 || n == 0 {
-		return expAffineGo(dst, x, a, c)
+	var s float64
+	n := 0
+	switch {
+	case expUseAVX512 && len(x) >= 16:
+		n = len(x) &^ 15
+		s = expAffineAVX512(&dst[0], &x[0], n, a, c)
+	case expUseAVX2 && len(x) >= 8:
+		n = len(x) &^ 7
+		s = expAffineAVX2(&dst[0], &x[0], n, a, c)
 	}
-	s := expAffineAVX512(&dst[0], &x[0], n, a, c)
 	return s + expAffineGo(dst[n:], x[n:], a, c)
 }
 
@@ -32,11 +53,18 @@ func expAffine(dst, x []float32, a, c float32) float64 {
 // returns the largest of the others or NaN, which one unspecified: callers
 // (softmax, attention) produce NaN from a NaN input either way.
 func maxF32(x []float32) float32 {
-	n := len(x) &^ 15
-	if !expUseAVX512 || n == 0 {
+	var m float32
+	n := 0
+	switch {
+	case expUseAVX512 && len(x) >= 16:
+		n = len(x) &^ 15
+		m = maxAVX512(&x[0], n)
+	case expUseAVX2 && len(x) >= 8:
+		n = len(x) &^ 7
+		m = maxAVX2(&x[0], n)
+	default:
 		return maxF32Go(x)
 	}
-	m := maxAVX512(&x[0], n)
 	if n < len(x) {
 		m = max32(m, maxF32Go(x[n:]))
 	}

@@ -136,3 +136,138 @@ done:
 	VZEROUPPER
 	MOVSS X0, ret+16(FP)
 	RET
+
+// Constants for the AVX2 kernels, eight copies each (AVX2 has no embedded
+// broadcast, and sixteen YMM registers do not hold them all).
+#define CONST8(name, bits) \
+	DATA name<>+0(SB)/4, $bits; \
+	DATA name<>+4(SB)/4, $bits; \
+	DATA name<>+8(SB)/4, $bits; \
+	DATA name<>+12(SB)/4, $bits; \
+	DATA name<>+16(SB)/4, $bits; \
+	DATA name<>+20(SB)/4, $bits; \
+	DATA name<>+24(SB)/4, $bits; \
+	DATA name<>+28(SB)/4, $bits; \
+	GLOBL name<>(SB), RODATA|NOPTR, $32
+
+CONST8(expLog2e, 0x3fb8aa3b)
+CONST8(expNegLn2Hi, 0xbf318000)
+CONST8(expNegLn2Lo, 0x395e8083)
+CONST8(expP0, 0x39506967)
+CONST8(expP1, 0x3ab743ce)
+CONST8(expP2, 0x3c088908)
+CONST8(expP3, 0x3d2aa9c1)
+CONST8(expP4, 0x3e2aaaaa)
+CONST8(expP5, 0x3f000000)
+CONST8(expOne, 0x3f800000)
+CONST8(expLo, 0xc2d00000) // -104
+CONST8(expHi, 0x42b20000) // 89
+CONST8(expBias, 0x0000007f) // 127, an int32
+
+// func expAffineAVX2(dst, x *float32, n int, a, c float32) float64
+//
+// expAffineAVX512 for AVX2+FMA, 8 lanes. Without VSCALEFPS, 2**n is applied
+// as two exact powers of two, 2**(n>>1) then 2**(n - n>>1): the first
+// product stays normal, the second rounds once, so results overflow to +Inf
+// and underflow gradually as IEEE multiplication does. The argument is
+// clamped to [-104, 89]: e**-104 rounds to 0 and e**89 overflows.
+TEXT ·expAffineAVX2(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	VBROADCASTSS a+24(FP), Y0
+	VBROADCASTSS c+28(FP), Y1
+	VXORPD Y14, Y14, Y14
+	VXORPD Y15, Y15, Y15
+
+loop:
+	CMPQ CX, $8
+	JLT done
+	VMOVUPS (SI), Y2
+	VFMADD213PS Y1, Y0, Y2       // v = a*x + c
+	VMOVUPS expLo<>(SB), Y5
+	VMAXPS Y2, Y5, Y2            // clamp; a NaN v is kept (second source)
+	VMOVUPS expHi<>(SB), Y5
+	VMINPS Y2, Y5, Y2
+	VMULPS expLog2e<>(SB), Y2, Y3
+	VROUNDPS $0, Y3, Y3          // n = round(v*log2e), ties to even
+	VFMADD231PS expNegLn2Hi<>(SB), Y3, Y2 // r = v - n*ln2hi
+	VFMADD231PS expNegLn2Lo<>(SB), Y3, Y2 // r -= n*ln2lo
+	VMOVUPS expP0<>(SB), Y4
+	VFMADD213PS expP1<>(SB), Y2, Y4 // Horner
+	VFMADD213PS expP2<>(SB), Y2, Y4
+	VFMADD213PS expP3<>(SB), Y2, Y4
+	VFMADD213PS expP4<>(SB), Y2, Y4
+	VFMADD213PS expP5<>(SB), Y2, Y4
+	VMULPS Y2, Y2, Y5
+	VFMADD213PS Y2, Y5, Y4       // p*r² + r
+	VADDPS expOne<>(SB), Y4, Y4  // + 1
+	VCVTPS2DQ Y3, Y3             // n as int32
+	VPSRAD $1, Y3, Y6            // n1 = n >> 1
+	VPSUBD Y6, Y3, Y3            // n2 = n - n1
+	VPADDD expBias<>(SB), Y6, Y6
+	VPADDD expBias<>(SB), Y3, Y3
+	VPSLLD $23, Y6, Y6           // 2**n1
+	VPSLLD $23, Y3, Y3           // 2**n2
+	VMULPS Y6, Y4, Y4
+	VMULPS Y3, Y4, Y4
+	VMOVUPS Y4, (DI)
+	VEXTRACTF128 $1, Y4, X5
+	VCVTPS2PD X4, Y6
+	VCVTPS2PD X5, Y7
+	VADDPD Y6, Y14, Y14
+	VADDPD Y7, Y15, Y15
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP loop
+
+done:
+	VADDPD Y15, Y14, Y14
+	VEXTRACTF128 $1, Y14, X15
+	VADDPD X15, X14, X14
+	VUNPCKHPD X14, X14, X15
+	VADDSD X15, X14, X14
+	VZEROUPPER
+	MOVSD X14, ret+32(FP)
+	RET
+
+// func maxAVX2(x *float32, n int) float32
+//
+// maxAVX512 for AVX2, n a positive multiple of 8.
+TEXT ·maxAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VMOVUPS (SI), Y0
+	VMOVAPS Y0, Y1
+	ADDQ $32, SI
+	SUBQ $8, CX
+
+loop2:
+	CMPQ CX, $16
+	JLT loop1
+	VMAXPS (SI), Y0, Y0
+	VMAXPS 32(SI), Y1, Y1
+	ADDQ $64, SI
+	SUBQ $16, CX
+	JMP loop2
+
+loop1:
+	CMPQ CX, $8
+	JLT done
+	VMAXPS (SI), Y0, Y0
+	ADDQ $32, SI
+	SUBQ $8, CX
+	JMP loop1
+
+done:
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+16(FP)
+	RET
