@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -491,6 +492,9 @@ func TestOpenErrors(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := safetensors.Open(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("missing file: %v", err)
+	}
+	if _, err := safetensors.Open(dir); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("Open(directory): %v", err)
 	}
 	for name, content := range map[string][]byte{"empty": nil, "short": {1, 2, 3}, "bad": rawFile("{]", nil)} {
 		path := filepath.Join(dir, name)

@@ -57,6 +57,8 @@ var invalidFiles = []struct {
 	{"duplicate field", rawFile(`{"w":{"dtype":"U8","dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, seq(1)), `tensor "w": duplicate key "dtype"`},
 
 	// Metadata.
+	{"metadata missing colon", rawFile(`{"__metadata__" {}}`, nil), `__metadata__: bad JSON at header byte 16: invalid character '{' after object key`},
+	{"metadata key not string", rawFile(`{"__metadata__":{1:"a"}}`, nil), `__metadata__: bad JSON at header byte 17: invalid character '1' looking for beginning of object key string`},
 	{"metadata not object", rawFile(`{"__metadata__":["a"]}`, nil), "__metadata__: want an object of strings, got an array"},
 	{"metadata number value", rawFile(`{"__metadata__":{"epoch":3}}`, nil), `__metadata__: key "epoch": want a string value, got number 3`},
 
