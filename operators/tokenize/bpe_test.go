@@ -521,3 +521,26 @@ func TestBPEStreamDecoder(t *testing.T) {
 		t.Errorf("redecode stream = %q", got)
 	}
 }
+
+func BenchmarkEncode(b *testing.B) {
+	text := strings.Repeat("Hello world, it's a test of the tokenizer: 12345 héllo 世界!\n", 200)
+	byteTok, _ := NewByteTokenizer()
+	for _, tc := range []struct {
+		name string
+		tok  Tokenizer
+	}{
+		{"byte", byteTok},
+		{"bpe/cached", toyBPE(b, toyOptions{})},
+		{"bpe/uncached", toyBPE(b, toyOptions{}, WithCacheSize(0))},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tc.tok.Encode(text); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
