@@ -62,7 +62,7 @@ func SwiGLUFused(threads int, dst, gateUp []float32, rows, hidden int) {
 	})
 }
 
-func geluVec(dst, x []float32) {
+func geluVecGo(dst, x []float32) {
 	var e, tt [actBlock]float32
 	for len(x) > 0 {
 		n := min(len(x), actBlock)

@@ -38,10 +38,11 @@ func TestActivations(t *testing.T) {
 		why  string
 	}{
 		{"GELU", GELU, refGELU, func(x, y float64) float64 {
-			return (1.2e-7+(6+x*x/2)*u32)*math.Abs(y) + 4*(1+math.Abs(x))*0x1p-149
-		}, "erfcc's relative error 1.2e-7 (Numerical Recipes §6.2); the exponent -z²+P(t) rounded to float32 " +
-			"(u32*|z²| relative after exp), expf 2 ulp, and 4 more roundings; below 2^-126 (x < -13) the " +
-			"intermediates are subnormal, rounded to multiples of 2^-149 and then scaled by x"},
+			return (1.2e-7+(10+x*x)*u32)*math.Abs(y) + 4*(1+math.Abs(x))*0x1p-149
+		}, "erfcc's relative error 1.2e-7 (Numerical Recipes §6.2); the exponent -x²/2 + P(t) formed in float32 " +
+			"(x² rounded: u32*x² absolute, which exp turns relative; P(t), |P| < 1.3, a few roundings), " +
+			"expf 2 ulp and 4 more roundings; below 2^-126 (x < -13) the intermediates are subnormal, " +
+			"rounded to multiples of 2^-149 and then scaled by x"},
 		{"GELUTanh", GELUTanh, refGELUTanh, func(x, y float64) float64 {
 			u := math.Sqrt(2/math.Pi) * (x + 0.044715*x*x*x)
 			return (6+8*math.Abs(u))*u32*math.Abs(y) + math.Abs(x)*math.Exp(-88)

@@ -24,6 +24,21 @@ func expAffineAVX2(dst, x *float32, n int, a, c float32) float64
 //go:noescape
 func maxAVX2(x *float32, n int) float32
 
+// geluErfAVX512 is geluVec over n elements, n a multiple of 16.
+//
+//go:noescape
+func geluErfAVX512(dst, x *float32, n int)
+
+// geluVec sets dst = GELU(x) (the erf form; see GELU).
+func geluVec(dst, x []float32) {
+	dst = dst[:len(x)]
+	if n := len(x) &^ 15; expUseAVX512 && n > 0 {
+		geluErfAVX512(&dst[0], &x[0], n)
+		dst, x = dst[n:], x[n:]
+	}
+	geluVecGo(dst, x)
+}
+
 // The vector kernels this CPU runs; tests turn them off to check the
 // fallbacks.
 var (

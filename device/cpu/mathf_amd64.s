@@ -271,3 +271,105 @@ done:
 	VZEROUPPER
 	MOVSS X0, ret+16(FP)
 	RET
+
+// Scalars for geluErfAVX512, read with embedded broadcast.
+DATA geluK<>+0(SB)/4, $0x7fffffff  // |x| mask
+DATA geluK<>+4(SB)/4, $0x3eb504f3  // 1/(2√2): t = 1/(1 + z/2), z = |x|/√2
+DATA geluK<>+8(SB)/4, $0x3e2ef945  // erfcc coefficients (Numerical Recipes §6.2), highest first: 0.17087277
+DATA geluK<>+12(SB)/4, $0xbf527892 // -0.82215223
+DATA geluK<>+16(SB)/4, $0x3fbe87b0 // 1.48851587
+DATA geluK<>+20(SB)/4, $0xbf914e5d // -1.13520398
+DATA geluK<>+24(SB)/4, $0x3e8ec7cc // 0.27886807
+DATA geluK<>+28(SB)/4, $0xbe3ec24c // -0.18628806
+DATA geluK<>+32(SB)/4, $0x3dc636c9 // 0.09678418
+DATA geluK<>+36(SB)/4, $0x3ebf88fb // 0.37409196
+DATA geluK<>+40(SB)/4, $0x3f8000c7 // 1.00002368
+DATA geluK<>+44(SB)/4, $0xbfa1fc4e // -1.26551223
+GLOBL geluK<>(SB), RODATA|NOPTR, $48
+
+// func geluErfAVX512(dst, x *float32, n int)
+//
+// dst = x * Φ(x) for n elements (a multiple of 16), as geluVec: erfc(z),
+// z = |x|/√2, from the erfcc fit t*exp(-z² + P(t)), t = 1/(1 + z/2); Φ is
+// erfc/2 for x < 0 and 1 - erfc/2 otherwise. The exp is expAffineAVX512's.
+TEXT ·geluErfAVX512(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ x+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVL $0x3fb8aa3b, AX
+	VPBROADCASTD AX, Z2
+	MOVL $0xbf318000, AX
+	VPBROADCASTD AX, Z3
+	MOVL $0x395e8083, AX
+	VPBROADCASTD AX, Z4
+	MOVL $0x39506967, AX
+	VPBROADCASTD AX, Z5
+	MOVL $0x3ab743ce, AX
+	VPBROADCASTD AX, Z6
+	MOVL $0x3c088908, AX
+	VPBROADCASTD AX, Z7
+	MOVL $0x3d2aa9c1, AX
+	VPBROADCASTD AX, Z8
+	MOVL $0x3e2aaaaa, AX
+	VPBROADCASTD AX, Z9
+	MOVL $0x3f000000, AX // 0.5
+	VPBROADCASTD AX, Z10
+	MOVL $0x3f800000, AX // 1
+	VPBROADCASTD AX, Z11
+	MOVL $0xc2dc0000, AX // -110
+	VPBROADCASTD AX, Z12
+	MOVL $0x42b20000, AX // 89
+	VPBROADCASTD AX, Z13
+	VPXORD Z25, Z25, Z25 // 0
+
+gloop:
+	CMPQ CX, $16
+	JLT gdone
+	VMOVUPS (SI), Z16                  // x
+	VPANDD.BCST geluK<>+0(SB), Z16, Z17 // |x|
+	VMULPS.BCST geluK<>+4(SB), Z17, Z18 // z/2
+	VADDPS Z11, Z18, Z18
+	VDIVPS Z18, Z11, Z18               // t = 1/(1 + z/2)
+	VBROADCASTSS geluK<>+8(SB), Z19
+	VFMADD213PS.BCST geluK<>+12(SB), Z18, Z19 // P(t), Horner
+	VFMADD213PS.BCST geluK<>+16(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+20(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+24(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+28(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+32(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+36(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+40(SB), Z18, Z19
+	VFMADD213PS.BCST geluK<>+44(SB), Z18, Z19
+	VMULPS Z16, Z16, Z20
+	VFNMADD231PS Z10, Z20, Z19 // arg = P(t) - x²/2 = P(t) - z²
+	VMAXPS Z19, Z12, Z19       // e = exp(arg), as in expAffineAVX512
+	VMINPS Z19, Z13, Z19
+	VMULPS Z2, Z19, Z22
+	VRNDSCALEPS $0, Z22, Z22
+	VFMADD231PS Z3, Z22, Z19
+	VFMADD231PS Z4, Z22, Z19
+	VMOVAPS Z5, Z23
+	VFMADD213PS Z6, Z19, Z23
+	VFMADD213PS Z7, Z19, Z23
+	VFMADD213PS Z8, Z19, Z23
+	VFMADD213PS Z9, Z19, Z23
+	VFMADD213PS Z10, Z19, Z23
+	VMULPS Z19, Z19, Z24
+	VFMADD213PS Z19, Z24, Z23
+	VADDPS Z11, Z23, Z23
+	VSCALEFPS Z22, Z23, Z23
+	VMULPS Z18, Z23, Z23       // erfc(z) = t*e
+	VMULPS Z10, Z23, Z23       // Φ(-|x|) = erfc/2
+	VSUBPS Z23, Z11, Z24       // 1 - erfc/2
+	VCMPPS $1, Z25, Z16, K1    // x < 0
+	VMOVAPS Z23, K1, Z24       // Φ(x)
+	VMULPS Z24, Z16, Z24
+	VMOVUPS Z24, (DI)
+	ADDQ $64, SI
+	ADDQ $64, DI
+	SUBQ $16, CX
+	JMP gloop
+
+gdone:
+	VZEROUPPER
+	RET

@@ -18,6 +18,8 @@ func TestMaxF32AVX2(t *testing.T)    { withVectors(t, false, true, TestMaxF32) }
 func TestMaxF32Go(t *testing.T)      { withVectors(t, false, false, TestMaxF32) }
 
 // The kernels built on them, on the AVX2 path.
-func TestSoftmaxAVX2(t *testing.T)   { withVectors(t, false, true, TestSoftmax) }
-func TestAttentionAVX2(t *testing.T) { withVectors(t, false, true, TestAttention) }
-func TestUnaryAVX2(t *testing.T)     { withVectors(t, false, true, TestUnary) }
+func TestSoftmaxAVX2(t *testing.T)     { withVectors(t, false, true, TestSoftmax) }
+func TestAttentionAVX2(t *testing.T)   { withVectors(t, false, true, TestAttention) }
+func TestUnaryAVX2(t *testing.T)       { withVectors(t, false, true, TestUnary) }
+func TestActivationsAVX2(t *testing.T) { withVectors(t, false, true, TestActivations) }
+func TestActivationsGo(t *testing.T)   { withVectors(t, false, false, TestActivations) }

@@ -11,3 +11,6 @@ func expAffine(dst, x []float32, a, c float32) float64 { return expAffineGo(dst,
 // returns the largest of the others or NaN, which one unspecified: callers
 // (softmax, attention) produce NaN from a NaN input either way.
 func maxF32(x []float32) float32 { return maxF32Go(x) }
+
+// geluVec sets dst = GELU(x) (the erf form; see GELU).
+func geluVec(dst, x []float32) { geluVecGo(dst, x) }
