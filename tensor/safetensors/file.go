@@ -89,8 +89,9 @@ func Open(path string) (*File, error) {
 }
 
 // Close releases the mapping. Tensors returned by Tensor are views of it
-// and must not be used after Close: reading them faults and crashes the
-// process. Tensors from TensorCopy stay valid. Close is idempotent.
+// and must not be used after Close: for a file from Open, touching them
+// faults and crashes the process. Tensors from TensorCopy stay valid.
+// Close is idempotent.
 func (f *File) Close() error {
 	if f.closed.Swap(true) {
 		return nil
