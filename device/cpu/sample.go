@@ -102,8 +102,15 @@ func (s *Sampler) Sample(logits []float32, prev []int32, p SampleParams, rng *ra
 			l[id] = penalize(logits[id], p.RepetitionPenalty) // from the original: once per distinct id
 		}
 	}
+	best := argmaxRow(l)
 	if !(p.Temperature > 0) {
-		return int32(argmaxRow(l))
+		return int32(best)
+	}
+	mx := float64(l[best])
+	if math.IsInf(mx, 0) || math.IsNaN(mx) {
+		// Every token masked (-Inf), or one +Inf or NaN logit: nothing to
+		// draw from; the argmax is the only sensible answer.
+		return int32(best)
 	}
 	if rng == nil {
 		panic("cpu.Sampler.Sample: nil rng with Temperature > 0")
@@ -118,11 +125,10 @@ func (s *Sampler) Sample(logits []float32, prev []int32, p SampleParams, rng *ra
 		k = v
 	}
 	if k == v && topP == 1 {
-		return s.sampleAll(l, invT, rng)
+		return s.sampleAll(l, mx, invT, rng)
 	}
 	// The candidates, best first, with unnormalized probabilities
 	// e**((l - max)/T) and the total they are normalized by.
-	mx := float64(l[argmaxRow(l)])
 	var total float64
 	if k < v {
 		// Top-k: the k largest, renormalized among themselves.
@@ -168,8 +174,7 @@ func (s *Sampler) Sample(logits []float32, prev []int32, p SampleParams, rng *ra
 
 // sampleAll draws from softmax(l/T) over the whole vocabulary, walking it in
 // token order.
-func (s *Sampler) sampleAll(l []float32, invT float64, rng *rand.Rand) int32 {
-	mx := float64(l[argmaxRow(l)])
+func (s *Sampler) sampleAll(l []float32, mx, invT float64, rng *rand.Rand) int32 {
 	total := s.expSum(l, mx, invT)
 	e := s.l2(len(l))
 	u := rng.Float64() * total

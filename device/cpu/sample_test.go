@@ -227,6 +227,27 @@ func TestRepetitionPenalty(t *testing.T) {
 	mustPanic(t, "nil rng", func() { s.Sample(l, nil, SampleParams{Temperature: 1}, nil) })
 }
 
+func TestSampleDegenerate(t *testing.T) {
+	inf := float32(math.Inf(1))
+	var s Sampler
+	rng := newRand(95)
+	for _, c := range []struct {
+		l    []float32
+		want int32
+	}{
+		{[]float32{-inf, -inf, -inf}, 0},      // all masked
+		{[]float32{-inf, 2, -inf}, 1},         // one token left
+		{[]float32{1, inf, 3}, 1},             // +Inf dominates
+		{[]float32{-inf, -inf, 0.5, -inf}, 2}, // top-p with one finite logit
+	} {
+		for _, p := range []SampleParams{{Temperature: 1}, {Temperature: 1, TopK: 2}, {Temperature: 1, TopP: 0.5}} {
+			if got := s.Sample(c.l, nil, p, rng); got != c.want {
+				t.Errorf("Sample(%v, %+v) = %d, want %d", c.l, p, got, c.want)
+			}
+		}
+	}
+}
+
 func TestTopIndices(t *testing.T) {
 	rng := newRand(94)
 	l := randNormal(rng, 3000, 1)
