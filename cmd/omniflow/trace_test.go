@@ -147,7 +147,7 @@ func TestSummarizePyTorchTrace(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	for _, s := range []string{"11 spans, wall 0.160, self total 0.176", "ProfilerStep#1", "aten::addmm", "200.00", "34.1%"} {
+	for _, s := range []string{"11 spans, wall 0.160 ms, self total 0.176 ms", "ProfilerStep#1", "aten::addmm", "200.00", "34.1%"} {
 		if !strings.Contains(out, s) {
 			t.Errorf("text output lacks %q:\n%s", s, out)
 		}
