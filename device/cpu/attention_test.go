@@ -222,7 +222,7 @@ func TestKVCacheDecode(t *testing.T) {
 		if t0 == 0 {
 			t1 = prompt
 		}
-		if err := cache.Append(slice(k, hkv, t0, t1), slice(v, hkv, t0, t1), t1-t0); err != nil {
+		if err := cache.Append(slice(k, hkv, t0, t1), slice(v, hkv, t0, t1)); err != nil {
 			t.Fatal(err)
 		}
 		if cache.Len() != t1 {
@@ -234,7 +234,7 @@ func TestKVCacheDecode(t *testing.T) {
 		checkTol(t, fmt.Sprintf("step [%d,%d)", t0, t1), out, []float64(sliceF64(want, batch, hq, total, d, t0, t1)), sliceF64(tol, batch, hq, total, d, t0, t1))
 		t0 = t1
 	}
-	err := cache.Append(slice(k, hkv, 0, 1), slice(v, hkv, 0, 1), 1)
+	err := cache.Append(slice(k, hkv, 0, 1), slice(v, hkv, 0, 1))
 	if !errors.Is(err, ErrKVCacheFull) {
 		t.Fatalf("Append past capacity: %v, want ErrKVCacheFull", err)
 	}
@@ -251,7 +251,8 @@ func TestKVCacheDecode(t *testing.T) {
 	}
 	mustPanic(t, "AttentionParams before Append", func() { cache.AttentionParams(hq, 1) })
 	mustPanic(t, "Truncate beyond Len", func() { cache.Truncate(1) })
-	mustPanic(t, "Append wrong length", func() { _ = cache.Append(make([]float32, 3), make([]float32, 3), 1) })
+	mustPanic(t, "Append wrong length", func() { _ = cache.Append(make([]float32, 3), make([]float32, 3)) })
+	mustPanic(t, "Append k, v differ", func() { _ = cache.Append(make([]float32, batch*hkv*d), make([]float32, 2*batch*hkv*d)) })
 }
 
 func sliceF64(x []float64, batch, heads, total, d, t0, t1 int) []float64 {
@@ -269,12 +270,12 @@ func TestKVCacheAppendSeqMajor(t *testing.T) {
 	const batch, heads, tt, d = 2, 3, 4, 5
 	k, v := randNormal(rng, batch*heads*tt*d, 1), randNormal(rng, batch*heads*tt*d, 1)
 	a, b := NewKVCache(batch, heads, 10, d), NewKVCache(batch, heads, 10, d)
-	if err := a.Append(k, v, tt); err != nil {
+	if err := a.Append(k, v); err != nil {
 		t.Fatal(err)
 	}
 	sk := toLayout(k, batch, heads, tt, d, LayoutBTHD(heads, tt, d))
 	sv := toLayout(v, batch, heads, tt, d, LayoutBTHD(heads, tt, d))
-	if err := b.AppendSeqMajor(sk, sv, tt); err != nil {
+	if err := b.AppendSeqMajor(sk, sv); err != nil {
 		t.Fatal(err)
 	}
 	checkClose(t, "K", b.K, f64s(a.K), 0, 0)

@@ -20,7 +20,7 @@ func ExampleKVCache() {
 		for i := range v {
 			v[i] = float32(step)
 		}
-		if err := cache.Append(k, v, 1); err != nil {
+		if err := cache.Append(k, v); err != nil {
 			panic(err)
 		}
 		out := make([]float32, len(q))

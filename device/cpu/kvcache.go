@@ -51,24 +51,36 @@ func (c *KVCache) Truncate(n int) {
 // Layout returns the layout of K and V.
 func (c *KVCache) Layout() Layout { return LayoutBHTD(c.Heads, c.MaxLen, c.HeadDim) }
 
-// Append copies t new positions of keys and values, each [Batch, Heads, t,
-// HeadDim], after the ones held. If they do not fit, it copies nothing and
-// returns an error wrapping ErrKVCacheFull.
-func (c *KVCache) Append(k, v []float32, t int) error {
+// Append copies new positions of keys and values, each
+// [Batch, Heads, t, HeadDim] (t = len(k) / (Batch*Heads*HeadDim)), after
+// the ones held. If they do not fit, it copies nothing and returns an error
+// wrapping ErrKVCacheFull.
+func (c *KVCache) Append(k, v []float32) error {
+	t := c.steps("Append", k, v)
 	return c.append("Append", k, v, t, LayoutBHTD(c.Heads, t, c.HeadDim))
 }
 
 // AppendSeqMajor is Append for keys and values laid out [Batch, t, Heads,
 // HeadDim] (the output of the k and v projections, before any transpose).
-func (c *KVCache) AppendSeqMajor(k, v []float32, t int) error {
+func (c *KVCache) AppendSeqMajor(k, v []float32) error {
+	t := c.steps("AppendSeqMajor", k, v)
 	return c.append("AppendSeqMajor", k, v, t, LayoutBTHD(c.Heads, t, c.HeadDim))
 }
 
+// steps returns the number of positions in k and v, panicking unless both
+// hold the same whole number of them.
+func (c *KVCache) steps(name string, k, v []float32) int {
+	row := c.Batch * c.Heads * c.HeadDim
+	if row == 0 {
+		return 0
+	}
+	if len(k)%row != 0 || len(v) != len(k) {
+		panic(fmt.Sprintf("cpu.KVCache.%s: len(k) = %d, len(v) = %d, want the same multiple of Batch*Heads*HeadDim = %d", name, len(k), len(v), row))
+	}
+	return len(k) / row
+}
+
 func (c *KVCache) append(name string, k, v []float32, t int, src Layout) error {
-	mustDims("KVCache."+name, t)
-	n := c.Batch * c.Heads * t * c.HeadDim
-	mustLen("KVCache."+name, "k", k, n)
-	mustLen("KVCache."+name, "v", v, n)
 	if c.n+t > c.MaxLen {
 		return fmt.Errorf("cpu: KVCache.%s of %d positions to %d held: %w (capacity %d)", name, t, c.n, ErrKVCacheFull, c.MaxLen)
 	}
