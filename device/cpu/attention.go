@@ -80,8 +80,9 @@ func Attention(threads int, out, q, k, v []float32, p AttentionParams) {
 	// attnRows rows in all, rounded to a multiple of 12 rows (the AVX-512
 	// micro-kernel's tile height, twice the AVX2 one's) so that no tile is a
 	// sliver; a decode step is one task per KV head.
+	step := 12 / gcd(group, 12) // queries per 12-row multiple
 	qb := (attnRows + group - 1) / group
-	qb = min(p.QLen, (qb+12/gcd(group, 12)-1)/(12/gcd(group, 12))*(12/gcd(group, 12)))
+	qb = min(p.QLen, (qb+step-1)/step*step)
 	qBlocks := (p.QLen + qb - 1) / qb
 	tasks := p.Batch * p.KVHeads * qBlocks
 	rowsMax := group * qb
@@ -89,8 +90,9 @@ func Attention(threads int, out, q, k, v []float32, p AttentionParams) {
 	if threads <= 0 {
 		threads = Threads()
 	}
-	// Tasks are handed out one at a time, the latest query blocks (the most
-	// keys under a causal mask) first, so that uneven tasks balance.
+	// Tasks are handed out one at a time, the latest query blocks of every
+	// head (the most keys under a causal mask) first, so that the last tasks
+	// to go are the short ones and the goroutines finish together.
 	var next atomic.Int64
 	workers := min(threads, tasks)
 	ParallelFor(workers, workers, 1, func(_, _ int) {
@@ -100,8 +102,9 @@ func Attention(threads int, out, q, k, v []float32, p AttentionParams) {
 			if i >= tasks {
 				return
 			}
-			qblk := qBlocks - 1 - i%qBlocks
-			bg := i / qBlocks
+			heads := p.Batch * p.KVHeads
+			qblk := qBlocks - 1 - i/heads
+			bg := i % heads
 			t0 := qblk * qb
 			w.run(&p, out, q, k, v, bg/p.KVHeads, bg%p.KVHeads, t0, min(t0+qb, p.QLen))
 		}
