@@ -107,7 +107,7 @@ type Attention struct {
 	Name        string
 	Heads, Dim  int // heads and their size
 	MaxDistance int // relative_attention_max_distance
-	Q, K, V, O *nn.Linear
+	Q, K, V, O  *nn.Linear
 	// Bias is relative_attention_bias.weight [Buckets, Heads] (nil in the
 	// layers of a T5 that share the first layer's).
 	Bias *tensor.Tensor
