@@ -240,7 +240,8 @@ func mapScalar(threads int, kernel string, f func(dst, x []float32, s float32), 
 func expVec(dst, x []float32) { expAffine(dst, x, 1, 0) }
 
 // tanhVec computes e**(2|x|) a block at a time with expAffine, then
-// tanh = ±(1 - 2/(e**2|x| + 1)), or tanhf's odd polynomial for |x| < 0.625.
+// tanh = ±(1 - 2/(e**2|x| + 1)), or Cephes tanhf's odd polynomial for
+// |x| < 0.625, which keeps full relative precision near 0.
 // Both forms are computed for every element and one is picked with a bit
 // mask: on real activations the choice is random, and a branch on it
 // mispredicts often enough to cost more than the polynomial.
@@ -287,7 +288,7 @@ func sigmoidVec(dst, x []float32) {
 		expAffine(e[:n], x[:n], -1, 0)
 		d := dst[:n]
 		for i, v := range x[:n] {
-			if v < -80 { // see sigmoidf
+			if v < -80 { // 1 + e**x rounds to 1: keep the subnormal tail of e**x
 				d[i] = expf(v)
 			} else {
 				d[i] = 1 / (1 + e[i])

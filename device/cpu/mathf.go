@@ -12,8 +12,7 @@ const (
 	ln2Lo   = -2.12194440e-4     // ln 2 - ln2Hi
 	expfMax = 87.0               // within (-expfMax, expfMax) the fast path neither overflows nor goes subnormal
 	magic   = 12582912.0         // 1.5 * 2^23: adding it rounds a float32 to an integer (ties to even)
-	tanhfLo = 0.625              // below, tanh uses its own odd polynomial (Cephes)
-	tanhfHi = 9.0                // above, tanh(x) rounds to ±1 in float32
+	tanhfLo = 0.625              // below, tanh uses its own odd polynomial (Cephes tanhf)
 	sqrt2pi = 0.7978845608028654 // sqrt(2/pi)
 )
 
@@ -71,45 +70,4 @@ func expAffineGo(dst, x []float32, a, c float32) float64 {
 		sum += float64(e)
 	}
 	return sum
-}
-
-// tanhf returns tanh(x) in float32: the Cephes tanhf odd polynomial for
-// |x| < 0.625 (keeps full relative precision near zero), 1 - 2/(e**2x + 1)
-// above, ±1 beyond 9.
-func tanhf(x float32) float32 {
-	a := x
-	if a < 0 {
-		a = -a
-	}
-	switch {
-	case a < tanhfLo:
-		z := x * x
-		p := float32(-5.70498872745e-3)
-		p = p*z + 2.06390887954e-2
-		p = p*z - 5.37397613446e-2
-		p = p*z + 1.33314422036e-1
-		p = p*z - 3.33332819422e-1
-		return p*z*x + x
-	case a < tanhfHi:
-		t := 1 - 2/(expf(2*a)+1)
-		if x < 0 {
-			t = -t
-		}
-		return t
-	case x != x: // NaN
-		return x
-	case x < 0:
-		return -1
-	}
-	return 1
-}
-
-// sigmoidf returns 1/(1+e**-x). Below -80, 1+e**x rounds to 1 and the
-// result is e**x, which keeps the float32 subnormal tail that 1/(1+e**-x)
-// would flush to zero once e**-x overflows.
-func sigmoidf(x float32) float32 {
-	if x < -80 {
-		return expf(x)
-	}
-	return 1 / (1 + expf(-x))
 }

@@ -76,15 +76,12 @@ func TestScalarMathf(t *testing.T) {
 			want float64
 		}{
 			{"expf", expf(x), math.Exp(float64(x))},
-			{"tanhf", tanhf(x), math.Tanh(float64(x))},
-			{"sigmoidf", sigmoidf(x), 1 / (1 + math.Exp(-float64(x)))},
 		} {
 			worst[f.name] = max(worst[f.name], ulpErr(f.got, f.want))
 		}
 	}
-	// Measured 1.0, 1.3 and 2.4 ulp: Cephes's ~1 ulp polynomials, plus the
-	// division and addition for tanh's and sigmoid's e**x forms.
-	for name, bound := range map[string]float64{"expf": 2, "tanhf": 3, "sigmoidf": 4} {
+	// Measured 1.0 ulp: Cephes's polynomial is good to about 1 ulp.
+	for name, bound := range map[string]float64{"expf": 2} {
 		if worst[name] > bound {
 			t.Errorf("%s: worst error %.2f ulp, want <= %g", name, worst[name], bound)
 		}
@@ -92,16 +89,14 @@ func TestScalarMathf(t *testing.T) {
 	for _, tc := range []struct {
 		got, want float32
 	}{
-		{expf(float32(math.Inf(-1))), 0}, {expf(float32(math.Inf(1))), float32(math.Inf(1))},
-		{tanhf(float32(math.Inf(1))), 1}, {tanhf(float32(math.Inf(-1))), -1}, {tanhf(20), 1},
-		{sigmoidf(float32(math.Inf(-1))), 0}, {sigmoidf(float32(math.Inf(1))), 1},
+		{expf(float32(math.Inf(-1))), 0}, {expf(float32(math.Inf(1))), float32(math.Inf(1))}, {expf(0), 1},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %v, want %v", tc.got, tc.want)
 		}
 	}
-	if v := tanhf(float32(math.NaN())); v == v {
-		t.Errorf("tanhf(NaN) = %v", v)
+	if v := expf(float32(math.NaN())); v == v {
+		t.Errorf("expf(NaN) = %v", v)
 	}
 }
 
