@@ -204,7 +204,7 @@ func (c *KVCache) Append(ctx context.Context, k, v *tensor.Tensor) error {
 	if err != nil {
 		return err
 	}
-	if err := c.c.AppendSeqMajor(in[0], in[1], k.Dim(1)); err != nil {
+	if err := c.c.AppendSeqMajor(in[0], in[1]); err != nil {
 		return kc.wrap(err)
 	}
 	return nil
