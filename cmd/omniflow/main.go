@@ -20,6 +20,7 @@ type command struct {
 func commands() map[string]command {
 	return map[string]command{
 		"trace": {"summarize Chrome trace files (ours or the PyTorch profiler's)", traceMain},
+		"bench": {"time device kernels: GFLOP/s and GB/s per kernel, size and thread count", benchMain},
 	}
 }
 
