@@ -19,6 +19,7 @@ import (
 	"github.com/omniflow-go/omniflow/serve"
 	"github.com/omniflow-go/omniflow/sinks/chrome"
 	"github.com/omniflow-go/omniflow/sinks/chrome/chrometest"
+	otelsink "github.com/omniflow-go/omniflow/sinks/otel"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -274,4 +275,18 @@ func FuzzStartProfileBody(f *testing.F) {
 			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body.String())
 		}
 	})
+}
+
+func TestOTelParents(t *testing.T) {
+	exp := otelsink.New(nil)
+	f := serve.OTelParents(exp)
+	f("a", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	f("b", "garbage")
+	sc, ok := exp.RequestParent("a")
+	if !ok || sc.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sc.SpanID().String() != "00f067aa0ba902b7" || !sc.IsRemote() {
+		t.Fatalf("parent of a: %v %v", sc, ok)
+	}
+	if _, ok := exp.RequestParent("b"); ok {
+		t.Fatal("an invalid traceparent was kept")
+	}
 }
