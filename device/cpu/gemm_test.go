@@ -269,9 +269,13 @@ func TestSgemmShapes(t *testing.T) {
 	}
 }
 
-// TestSgemmThreads splits products over several goroutines (run it with
+// TestSgemmThreads splits products over several goroutines, both ways:
+// the static split into blocks of C and gemmShared's shared B (run it with
 // -race: sizes stay modest for the race detector).
 func TestSgemmThreads(t *testing.T) {
+	savedMin, savedShared := gemmMinFlopsPerThread, gemmSharedMaxFlops
+	defer func() { gemmMinFlopsPerThread, gemmSharedMaxFlops = savedMin, savedShared }()
+	gemmMinFlopsPerThread = 1 // split whatever the size
 	cases := []gemmCase{
 		{m: 200, n: 150, k: 70, alpha: 1, beta: 0, nanC: true},
 		{m: 37, n: 300, k: 64, alpha: 1, beta: 1, transB: true},
@@ -279,6 +283,7 @@ func TestSgemmThreads(t *testing.T) {
 		{m: 129, n: 129, k: 129, alpha: 1, beta: 0, transA: true, transB: true},
 		{m: 1, n: 1000, k: 300, alpha: 1, beta: 0},
 		{m: 1000, n: 1, k: 300, alpha: 1, beta: 0},
+		{m: 100, n: 70, k: 1000, alpha: 1, beta: 0.5},
 	}
 	kernels := gemmTestKernels()
 	for i, tc := range cases {
@@ -286,11 +291,31 @@ func TestSgemmThreads(t *testing.T) {
 			f := newGemmFixture(tc, uint64(200+i))
 			for _, kern := range kernels {
 				for _, threads := range []int{2, 3, 4, 7} {
-					t.Run(fmt.Sprintf("%s/t%d", kern.name, threads), func(t *testing.T) { f.run(t, kern, threads) })
+					for _, mode := range []string{"split", "shared"} {
+						if mode == "shared" && !gemmUseSharedFor(kern, threads, tc) {
+							continue
+						}
+						t.Run(fmt.Sprintf("%s/t%d/%s", kern.name, threads, mode), func(t *testing.T) {
+							gemmSharedMaxFlops = 0
+							if mode == "shared" {
+								gemmSharedMaxFlops = math.MaxInt
+							}
+							f.run(t, kern, threads)
+						})
+					}
 				}
 			}
 		})
 	}
+}
+
+// gemmUseSharedFor says whether gemmShared runs tc when its flop bound is
+// lifted.
+func gemmUseSharedFor(kern *gemmKernel, threads int, tc gemmCase) bool {
+	saved := gemmSharedMaxFlops
+	defer func() { gemmSharedMaxFlops = saved }()
+	gemmSharedMaxFlops = math.MaxInt
+	return gemmUseShared(kern, threads, tc.m, tc.n, tc.k)
 }
 
 // TestSgemmPublic runs the exported entry point with each kernel forced.
