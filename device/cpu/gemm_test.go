@@ -189,7 +189,15 @@ func (f *gemmFixture) run(t *testing.T, kern *gemmKernel, threads int) {
 // mc) of the driver.
 func gemmTestKernels() []*gemmKernel {
 	var ks []*gemmKernel
-	for _, k := range gemmKernels() {
+	all := gemmKernels()
+	// Both pure-Go tiles, whichever this GOARCH uses.
+	other := *generic4x4Gemm
+	if genericGemm == generic4x4Gemm {
+		other = *generic2x4Gemm
+	}
+	other.name = fmt.Sprintf("generic%dx%d", other.mr, other.nr)
+	all = append(all, &other)
+	for _, k := range all {
 		small := *k
 		small.name += "-smallblocks"
 		small.kc, small.nc, small.mc = 16, 2*k.nr, 2*k.mr
