@@ -1,0 +1,267 @@
+package diffusion
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/omniflow-go/omniflow/diffusion/dit"
+	"github.com/omniflow-go/omniflow/diffusion/textenc"
+	"github.com/omniflow-go/omniflow/operators/nn"
+	"github.com/omniflow-go/omniflow/profiler"
+	"github.com/omniflow-go/omniflow/sinks/memory"
+	"github.com/omniflow-go/omniflow/tensor"
+)
+
+// fakeModel records its calls and returns a constant velocity.
+type fakeModel struct {
+	name string
+	cfg  dit.Config
+	mu   sync.Mutex
+	log  []call
+}
+
+type call struct {
+	model   string
+	batch   int
+	t       []float64
+	context *tensor.Tensor
+	clean   bool
+}
+
+func (f *fakeModel) Config() dit.Config { return f.cfg }
+
+func (f *fakeModel) Forward(ctx context.Context, in dit.Input) (*tensor.Tensor, error) {
+	f.mu.Lock()
+	f.log = append(f.log, call{f.name, in.Latent.Dim(0), slices.Clone(in.Timesteps), in.Context, in.CleanFirstFrame})
+	f.mu.Unlock()
+	out := tensor.Zeros(tensor.Float32, in.Latent.Shape()...)
+	for i := range out.Float32s() {
+		out.Float32s()[i] = 0.01
+	}
+	return out, nil
+}
+
+// record runs f under a memory-sink profiler and returns the records.
+func record(t *testing.T, f func(ctx context.Context)) []profiler.Record {
+	t.Helper()
+	mem := memory.New()
+	p, err := profiler.New(profiler.WithSink(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	actx, act := p.Enter(ctx, profiler.Track{Stage: 0, StageName: "diffusion", LaneName: "denoise"}, "denoise")
+	f(actx)
+	act.End(nil)
+	if _, err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return mem.Records()
+}
+
+func encodeTiny(t *testing.T, pr Preset, prompts ...string) []*textenc.Output {
+	t.Helper()
+	enc, err := textenc.New(nn.Random(1), pr.Text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var outs []*textenc.Output
+	for _, p := range prompts {
+		o, err := enc.Encode(context.Background(), []string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, o)
+	}
+	return outs
+}
+
+// steps groups the records by denoise step: the step record and the names
+// of the spans directly under it.
+func steps(recs []profiler.Record) (stepRecs []profiler.Record, children map[uint64][]string) {
+	children = map[uint64][]string{}
+	for _, r := range recs {
+		if r.Kind == profiler.KindIteration && r.Name == SpanStep {
+			stepRecs = append(stepRecs, r)
+		}
+	}
+	byStart := func(a, b profiler.Record) int { return cmp.Compare(a.Start, b.Start) }
+	slices.SortFunc(recs, byStart)
+	for _, r := range recs {
+		for _, s := range stepRecs {
+			if r.Parent == s.ID {
+				children[s.ID] = append(children[s.ID], r.Name)
+			}
+		}
+	}
+	slices.SortFunc(stepRecs, byStart)
+	return stepRecs, children
+}
+
+func attr(r profiler.Record, key string) profiler.Attr {
+	a, _ := r.Attr(key)
+	return a
+}
+
+func TestExpertSwitchAtBoundary(t *testing.T) {
+	pr, _ := LookupPreset("tiny-wan2.2-t2v")
+	for _, steps_ := range []int{4, 10, 40} {
+		p := pr.Defaults
+		p.Steps = steps_
+		p.GuidanceScale, p.GuidanceScale2 = 4, 1 // the low-noise expert runs unguided
+		// The expected switch: the first step whose timestep is below
+		// boundary_ratio·1000, from the scheduler's own timesteps.
+		s, err := NewScheduler(pr, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := s.Timesteps()
+		switchAt := len(ts)
+		for i, tv := range ts {
+			if tv < pr.BoundaryRatio*1000 {
+				switchAt = i
+				break
+			}
+		}
+		if switchAt == 0 || switchAt == len(ts) {
+			t.Fatalf("%d steps: timesteps %v never cross %v; pick another schedule", steps_, ts, pr.BoundaryRatio*1000)
+		}
+		high := &fakeModel{name: ExpertHigh, cfg: *pr.DiT}
+		low := &fakeModel{name: ExpertLow, cfg: *pr.DiT2}
+		loop := &DenoiseLoop{Preset: pr, Task: TextToVideo, High: high, Low: low}
+		txt := encodeTiny(t, pr, "a cat", "")
+		recs := record(t, func(ctx context.Context) {
+			if _, err := loop.Denoise(ctx, p, txt[0], txt[1], nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+		stepRecs, children := steps(recs)
+		if len(stepRecs) != len(ts) {
+			t.Fatalf("%d step spans, want %d", len(stepRecs), len(ts))
+		}
+		for i, r := range stepRecs {
+			wantExpert, wantPasses, wantG := ExpertHigh, []string{SpanCond, SpanUncond, SpanSchedStep}, GuidanceCFG
+			if i >= switchAt {
+				wantExpert, wantPasses, wantG = ExpertLow, []string{SpanCond, SpanSchedStep}, GuidanceNone
+			}
+			if attr(r, "step").AsInt() != int64(i) || attr(r, "timestep").AsFloat() != ts[i] ||
+				attr(r, "expert").AsString() != wantExpert || attr(r, "guidance").AsString() != wantG {
+				t.Errorf("%d steps: step %d attrs %v, want expert %s guidance %s at t=%v", steps_, i, r.AttrList(), wantExpert, wantG, ts[i])
+			}
+			if got := children[r.ID]; !slices.Equal(got, wantPasses) {
+				t.Errorf("%d steps: step %d has %v under it, want %v", steps_, i, got, wantPasses)
+			}
+		}
+		// The models saw exactly those calls: 2 per high step, 1 per low.
+		if len(high.log) != 2*switchAt || len(low.log) != len(ts)-switchAt {
+			t.Errorf("%d steps, switch at %d: high expert called %d times, low %d", steps_, switchAt, len(high.log), len(low.log))
+		}
+		for i, c := range high.log {
+			want := txt[0].States
+			if i%2 == 1 {
+				want = txt[1].States
+			}
+			if c.context != want || c.t[0] != ts[i/2] || c.batch != 1 {
+				t.Errorf("high call %d: context/timestep/batch wrong (%v, %d)", i, c.t, c.batch)
+			}
+		}
+	}
+}
+
+func TestCFGPassCounts(t *testing.T) {
+	wan, _ := LookupPreset("tiny-wan2.2-ti2v")
+	zi, _ := LookupPreset("tiny-z-image")
+	for _, c := range []struct {
+		name   string
+		pr     Preset
+		edit   func(*Params)
+		passes [][]string // per step, the pass spans
+		batch  []int      // per model call
+	}{
+		{"wan guided", wan, func(p *Params) { p.Steps = 2 },
+			[][]string{{SpanCond, SpanUncond}, {SpanCond, SpanUncond}}, []int{1, 1, 1, 1}},
+		{"wan scale 1", wan, func(p *Params) { p.Steps = 2; p.GuidanceScale = 1 },
+			[][]string{{SpanCond}, {SpanCond}}, []int{1, 1}},
+		{"z-image batched", zi, func(p *Params) { p.Steps = 3; p.Shift = 1 },
+			// Three Euler steps with σ_min = 0: the last is zero-length, no call.
+			[][]string{{SpanBatched}, {SpanBatched}}, []int{2, 2}},
+		{"z-image truncated", zi, func(p *Params) { p.Steps = 5; p.Shift = 1; p.CFGTruncation = 0.3 },
+			// t = 1000, 750, 500, 250, 0: t_norm 0, .25, .5, .75 → guided twice.
+			[][]string{{SpanBatched}, {SpanBatched}, {SpanCond}, {SpanCond}}, []int{2, 2, 1, 1}},
+		{"z-image scale 0", zi, func(p *Params) { p.Steps = 2; p.GuidanceScale = 0 },
+			[][]string{{SpanCond}}, []int{1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := c.pr.Defaults
+			c.edit(&p)
+			m := &fakeModel{cfg: *c.pr.DiT}
+			loop := &DenoiseLoop{Preset: c.pr, Task: c.pr.Tasks[len(c.pr.Tasks)-1], High: m}
+			if c.pr.Supports(TextToImage) {
+				loop.Task = TextToImage
+			} else {
+				loop.Task = TextToVideo
+			}
+			txt := encodeTiny(t, c.pr, "a cat", "")
+			uncond := txt[1]
+			if !p.usesCFG(c.pr) {
+				uncond = nil
+			}
+			recs := record(t, func(ctx context.Context) {
+				if _, err := loop.Denoise(ctx, p, txt[0], uncond, nil); err != nil {
+					t.Fatal(err)
+				}
+			})
+			stepRecs, children := steps(recs)
+			var got [][]string
+			for _, r := range stepRecs {
+				got = append(got, slices.DeleteFunc(children[r.ID], func(s string) bool { return s == SpanSchedStep }))
+			}
+			if !slices.EqualFunc(got, c.passes, slices.Equal) {
+				t.Errorf("passes per step %v, want %v", got, c.passes)
+			}
+			var batches []int
+			for _, call := range m.log {
+				batches = append(batches, call.batch)
+			}
+			if !slices.Equal(batches, c.batch) {
+				t.Errorf("model batches %v, want %v", batches, c.batch)
+			}
+		})
+	}
+}
+
+func TestImageToVideoKeepsFirstFrame(t *testing.T) {
+	pr, _ := LookupPreset("tiny-wan2.2-ti2v")
+	p := pr.Defaults
+	m := &fakeModel{cfg: *pr.DiT}
+	loop := &DenoiseLoop{Preset: pr, Task: ImageToVideo, High: m}
+	shape := latentShape(pr, ImageToVideo, p)
+	img := tensor.Zeros(tensor.Float32, shape[0], shape[1], 1, shape[3], shape[4])
+	for i := range img.Float32s() {
+		img.Float32s()[i] = float32(i%7) - 3
+	}
+	txt := encodeTiny(t, pr, "a cat", "")
+	lat, err := loop.Denoise(context.Background(), p, txt[0], txt[1], img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, hw := shape[2], shape[3]*shape[4]
+	for c := range shape[1] {
+		for i := range hw {
+			if lat.Float32s()[c*f*hw+i] != img.Float32s()[c*hw+i] {
+				t.Fatalf("channel %d pixel %d of frame 0 is not the image latent", c, i)
+			}
+		}
+	}
+	for _, c := range m.log {
+		if !c.clean {
+			t.Fatal("a pass ran without the clean first frame")
+		}
+	}
+}
