@@ -75,19 +75,32 @@ func TestTraceOfTwoStepRun(t *testing.T) {
 	if pid < 0 {
 		t.Fatalf("no process for the diffusion stage in %v", tr.ProcessNames)
 	}
-	one := func(cat, name string) *chrometest.Event {
-		var found []*chrometest.Event
+	// An operator's activation is split into slices where it waits for an
+	// input (a stage records only while it executes): merge them.
+	op := func(name string) *chrometest.Event {
+		var m *chrometest.Event
 		for _, e := range tr.Named(name) {
-			if e.Ph == "X" && e.Cat == cat {
-				found = append(found, e)
+			if e.Ph != "X" || e.Cat != "operator" {
+				continue
 			}
+			if m == nil {
+				c := *e
+				m = &c
+				continue
+			}
+			if e.Pid != m.Pid || e.Tid != m.Tid {
+				t.Errorf("%s slices on two lanes", name)
+			}
+			end := max(m.End(), e.End())
+			m.TS = min(m.TS, e.TS)
+			m.Dur = end - m.TS
 		}
-		if len(found) != 1 {
-			t.Fatalf("%d %s slices named %q, want 1", len(found), cat, name)
+		if m == nil {
+			t.Fatalf("no operator slice named %q", name)
 		}
-		return found[0]
+		return m
 	}
-	enc, loop, dec := one("operator", "encode"), one("operator", "denoise"), one("operator", "decode")
+	enc, loop, dec := op("encode"), op("denoise"), op("decode")
 	var stepsEv []*chrometest.Event
 	for _, e := range tr.Slices() {
 		if e.Cat == "iteration" {
@@ -167,8 +180,8 @@ func TestMaxIters(t *testing.T) {
 			n++
 		}
 	}
-	if n != 2 || len(tr.Named("encode")) != 1 || len(tr.Named("T5Block")) == 0 {
-		t.Errorf("%d iterations (want 2), %d encode slices (want 1), %d T5Block", n, len(tr.Named("encode")), len(tr.Named("T5Block")))
+	if n != 2 || len(tr.Named("encode")) == 0 || len(tr.Named("T5Block")) == 0 {
+		t.Errorf("%d iterations (want 2), %d encode slices (want some), %d T5Block", n, len(tr.Named("encode")), len(tr.Named("T5Block")))
 	}
 	if _, err := prof.Stop(ctx); !errors.Is(err, profiler.ErrNotStarted) {
 		t.Errorf("Stop after the automatic stop: %v, want ErrNotStarted", err)

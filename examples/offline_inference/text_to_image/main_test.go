@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/omniflow-go/omniflow/sinks/chrome/chrometest"
+)
+
+func TestTextToImageProfiled(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("VLLM_TORCH_PROFILER_DIR", filepath.Join(dir, "profiles"))
+	t.Setenv("VLLM_PROFILER_MAX_ITERS", "")
+	out := filepath.Join(dir, "img.png")
+	var stdout bytes.Buffer
+	args := []string{"--prompt", "a lighthouse", "--height", "48", "--width", "64", "--num_inference_steps", "3",
+		"--guidance_scale", "3", "--flow_shift", "1", "--cfg_truncation", "0.4", "--cfg_normalization", "1", "--output", out}
+	if err := run(context.Background(), args, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(f)
+	f.Close()
+	if err != nil || img.Bounds().Dx() != 64 || img.Bounds().Dy() != 48 {
+		t.Fatalf("PNG: %v %v, want 64x48", err, img)
+	}
+	sessions, _ := filepath.Glob(filepath.Join(dir, "profiles", "*_text_to_image"))
+	if len(sessions) != 1 || !strings.Contains(stdout.String(), "profile: "+sessions[0]) {
+		t.Fatalf("sessions %v, stdout %q", sessions, stdout.String())
+	}
+	tr := chrometest.Validate(t, filepath.Join(sessions[0], "trace.json.gz"))
+	// 3 Euler steps with σ_min = 0 and shift 1: 2 model calls, at t = 1000 then 500:
+	// (1000−t)/1000 = 0 and 0.5, so truncation at 0.4 leaves one batched
+	// pass and one plain one.
+	if b, c := len(tr.Named("cfg.batched")), len(tr.Named("cfg.cond")); b != 1 || c != 1 {
+		t.Errorf("%d batched and %d cond passes, want 1 and 1", b, c)
+	}
+	if len(tr.Named("denoise.step")) != 2 || len(tr.Named("ZImageDiT")) != 2 {
+		t.Errorf("%d steps, %d model calls", len(tr.Named("denoise.step")), len(tr.Named("ZImageDiT")))
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	t.Setenv("VLLM_TORCH_PROFILER_DIR", "")
+	t.Setenv("OMNIFLOW_PROFILER_DIR", "")
+	for _, args := range [][]string{
+		{"--num_inference_steps", "0"}, {"--height", "0"}, {"--width", "24"}, {"--cfg_normalization", "-1"}, {"--output", "x.gif"},
+	} {
+		if err := run(context.Background(), args, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+}
