@@ -93,6 +93,14 @@ func (l *DenoiseLoop) Run(ctx context.Context, io *graph.IO) error {
 			return err
 		}
 	}
+	// The loop is the only consumer of its inputs: free them when done.
+	defer func() {
+		cond.Release()
+		uncond.Release()
+		if img != nil {
+			img.Release()
+		}
+	}()
 	lat, err := l.Denoise(ctx, p, cond, uncond, img)
 	if err != nil {
 		return err

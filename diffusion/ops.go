@@ -165,6 +165,7 @@ func (d *Decode) Run(ctx context.Context, io *graph.IO) error {
 		return err
 	}
 	px, err := d.Decode(ctx, z)
+	z.Release() // the decoder is the latents' only consumer
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/omniflow-go/omniflow/device"
 	"github.com/omniflow-go/omniflow/profiler"
 	"github.com/omniflow-go/omniflow/sinks/chrome"
 	"github.com/omniflow-go/omniflow/sinks/chrome/chrometest"
@@ -412,5 +413,28 @@ func TestProgressAndCancel(t *testing.T) {
 	mid := newPipeline(t, "tiny-wan2.2-t2v", TextToVideo, WithProgress(func(Progress) { steps++; cancel() }))
 	if _, err := mid.Generate(ctx, p); !errors.Is(err, context.Canceled) || steps != 1 {
 		t.Errorf("run cancelled after step 1: %v after %d steps", err, steps)
+	}
+}
+
+// TestNoTensorLeaks: a generation frees every tensor the kernels
+// allocated, except the result it returns (the CPU device counts them).
+func TestNoTensorLeaks(t *testing.T) {
+	for _, name := range []string{"tiny-wan2.2-t2v", "tiny-wan2.2-ti2v", "tiny-z-image"} {
+		pl := newPipeline(t, name, "")
+		p := pl.DefaultParams()
+		p.Steps, p.Image = 2, testImage(32, 32)
+		before := device.DefaultCPU().InUse()
+		res, err := pl.Generate(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Video != nil {
+			res.Video.Release()
+		} else {
+			res.Image.Release()
+		}
+		if after := device.DefaultCPU().InUse(); after != before {
+			t.Errorf("%s: %d bytes of kernel outputs still held after the run", name, after-before)
+		}
 	}
 }
