@@ -71,18 +71,23 @@ func Main(ctx context.Context, ex Example, args []string, stdout, stderr io.Writ
 	fs.StringVar(&f.model, "model", ex.Preset, "model preset (see the list below)")
 	fs.StringVar(&f.prompt, "prompt", "a red fox running through fresh snow at dawn", "text prompt")
 	fs.StringVar(&f.negative, "negative_prompt", "", "negative prompt (used when guidance is on)")
-	fs.IntVar(&f.steps, "num_inference_steps", d.Steps, "denoising steps (default: the preset's)")
-	fs.IntVar(&f.height, "height", d.Height, "height in pixels, a multiple of the VAE×patch factor (default: the preset's)")
-	fs.IntVar(&f.width, "width", d.Width, "width in pixels, a multiple of the VAE×patch factor (default: the preset's)")
-	fs.Float64Var(&f.guidance, "guidance_scale", d.GuidanceScale, "classifier-free guidance scale (Wan 2.2: of the high-noise expert; default: the preset's)")
-	fs.Float64Var(&f.shift, "flow_shift", d.Shift, "the sampler's flow shift (default: the preset's)")
+	fs.IntVar(&f.steps, "num_inference_steps", d.Steps, "denoising steps")
+	mult := fmt.Sprintf("a multiple of the VAE×patch factor (%d for %s)", def.VAE.SpatialFactor()*def.DiT.Patch[1], def.Name)
+	fs.IntVar(&f.height, "height", d.Height, "height in pixels, "+mult)
+	fs.IntVar(&f.width, "width", d.Width, "width in pixels, "+mult)
+	gs := "classifier-free guidance scale"
+	if ex.Task.Video() {
+		gs += " (Wan 2.2 A14B: of the high-noise expert)"
+	}
+	fs.Float64Var(&f.guidance, "guidance_scale", d.GuidanceScale, gs)
+	fs.Float64Var(&f.shift, "flow_shift", d.Shift, "the sampler's flow shift")
 	fs.Uint64Var(&f.seed, "seed", 42, "noise seed")
 	fs.StringVar(&f.output, "output", ex.Output, "output file ("+filepath.Ext(ex.Output)+")")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "directory of <component>.safetensors weights (default: seeded synthetic weights)")
 	fs.Uint64Var(&f.weightSeed, "weight_seed", 0, "seed of the synthetic weights")
 	if ex.Task.Video() {
-		fs.IntVar(&f.frames, "num_frames", d.Frames, "frames, 1 + 4k for Wan's VAE (default: the preset's)")
-		fs.Float64Var(&f.guidance2, "guidance_scale_2", d.GuidanceScale2, "guidance scale of Wan 2.2's low-noise expert (default: the preset's)")
+		fs.IntVar(&f.frames, "num_frames", d.Frames, "frames, 1 + 4k for Wan's VAE")
+		fs.Float64Var(&f.guidance2, "guidance_scale_2", d.GuidanceScale2, "guidance scale of Wan 2.2's low-noise expert")
 		fs.IntVar(&f.fps, "fps", 16, "frames per second of the GIF")
 	} else {
 		fs.Float64Var(&f.truncation, "cfg_truncation", d.CFGTruncation, "Z-Image: stop guidance once (1000-t)/1000 exceeds this (1 = never)")
@@ -245,6 +250,7 @@ func usage(fs *flag.FlagSet, ex Example) {
 	w := fs.Output()
 	fmt.Fprintf(w, "%s: %s.\n\nUsage: go run ./examples/offline_inference/%s [flags]\n\nFlags:\n", ex.Name, ex.Summary, ex.Name)
 	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nUnset size, step, frame, guidance and shift flags take the --model preset's values;\nthe defaults shown are %s's.\n", ex.Preset)
 	fmt.Fprintf(w, "\nPresets for %s (--model):\n", ex.Task)
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', 0)
 	for _, p := range diffusion.Presets() {

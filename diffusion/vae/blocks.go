@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/omniflow-go/omniflow/device"
+	"github.com/omniflow-go/omniflow/device/cpu"
 	"github.com/omniflow-go/omniflow/operators/nn"
 	"github.com/omniflow-go/omniflow/profiler"
 	"github.com/omniflow-go/omniflow/tensor"
@@ -94,26 +95,66 @@ func newRMSNorm(src nn.Source, name string, c int, images bool) (*rmsNorm, error
 }
 
 func (n *rmsNorm) forward(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	ctx, span := profiler.Start(ctx, "RMSNorm", profiler.String("name", n.name))
+	_, span := profiler.Start(ctx, "RMSNorm", profiler.String("name", n.name))
 	defer span.End()
-	cl, err := channelLast(x)
+	xc, err := x.Contiguous()
 	if err != nil {
 		return nil, err
 	}
-	defer cl.Release()
-	g, err := n.gamma.Reshape(-1)
+	defer xc.Release()
+	g, err := n.gamma.Contiguous()
 	if err != nil {
 		return nil, err
 	}
 	defer g.Release()
-	// F.normalize clamps the norm at 1e-12; an ε of 1e-24/C on the mean
-	// square is the same clamp.
-	y, err := device.RMSNorm(ctx, cl, g, 1e-24)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", n.name, err)
+	if x.Rank() < 2 || g.NumElements() != x.Dim(1) {
+		return nil, fmt.Errorf("%s: %w: input %v, gamma %v", n.name, device.ErrShape, x.Shape(), n.gamma.Shape())
 	}
-	defer y.Release()
-	return channelFirst(y)
+	out, err := device.CPUFrom(ctx).Alloc(ctx, tensor.Float32, x.Shape())
+	if err != nil {
+		return nil, err
+	}
+	channelRMSNorm(device.CPUFrom(ctx).Threads(), out.Float32s(), xc.Float32s(), g.Float32s(), x.Dim(0), x.Dim(1))
+	return out, nil
+}
+
+// channelRMSNorm normalizes x [N, C, S] over C in place of a transpose: per
+// position s, y = x/√(mean_c x² + ε)·γ_c. The device's RMSNorm works on the
+// last axis only; going through it would cost two transposes, which took
+// a quarter of a decode. F.normalize clamps the norm at 1e-12, which is an
+// ε of 1e-24/C on the mean square.
+func channelRMSNorm(threads int, dst, x, gamma []float32, n, c int) {
+	s := len(x) / max(n*c, 1)
+	const block = 256 // positions per task: C rows of it stay in cache
+	tasks := n * ((s + block - 1) / block)
+	cpu.ParallelFor(threads, tasks, 1, func(lo, hi int) {
+		acc := make([]float64, block)
+		per := (s + block - 1) / block
+		for task := lo; task < hi; task++ {
+			b, p0 := task/per, task%per*block
+			p1 := min(p0+block, s)
+			a := acc[:p1-p0]
+			clear(a)
+			base := b * c * s
+			for ch := range c {
+				row := x[base+ch*s+p0 : base+ch*s+p1]
+				for i, v := range row {
+					a[i] += float64(v) * float64(v)
+				}
+			}
+			for i := range a {
+				a[i] = 1 / math.Sqrt(a[i]/float64(c)+1e-24/float64(c))
+			}
+			for ch := range c {
+				row := x[base+ch*s+p0 : base+ch*s+p1]
+				out := dst[base+ch*s+p0 : base+ch*s+p1]
+				gm := float64(gamma[ch])
+				for i, v := range row {
+					out[i] = float32(float64(v) * a[i] * gm)
+				}
+			}
+		}
+	})
 }
 
 type groupNorm struct{ *nn.GroupNorm }
@@ -478,17 +519,31 @@ func (r *resample) resample(ctx context.Context, x *tensor.Tensor) (*tensor.Tens
 // 2t+j taken from channel half j at time t (Wan's reshape + stack).
 func interleaveTime(x *tensor.Tensor, c int) (*tensor.Tensor, error) {
 	n, t, h, w := x.Dim(0), x.Dim(2), x.Dim(3), x.Dim(4)
-	v, err := x.Reshape(n, 2, c, t, h, w)
+	if x.Rank() != 5 || x.Dim(1) != 2*c {
+		return nil, fmt.Errorf("%w: interleaving %v into %d channels", device.ErrShape, x.Shape(), c)
+	}
+	xc, err := x.Contiguous()
 	if err != nil {
 		return nil, err
 	}
-	defer v.Release()
-	p, err := v.Permute(0, 2, 3, 1, 4, 5) // [N, C, T, 2, H, W]
+	defer xc.Release()
+	out, err := tensor.New(tensor.Float32, []int{n, c, 2 * t, h, w})
 	if err != nil {
 		return nil, err
 	}
-	defer p.Release()
-	return p.Reshape(n, c, 2*t, h, w)
+	src, dst, hw := xc.Float32s(), out.Float32s(), h*w
+	for b := range n {
+		for ch := range c {
+			for f := range t {
+				for j := range 2 {
+					from := ((b*2*c+j*c+ch)*t + f) * hw
+					to := ((b*c+ch)*2*t + 2*f + j) * hw
+					copy(dst[to:to+hw], src[from:from+hw])
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 // pixelShuffle packs [N, C·p², (T,) H, W] into [N, C, (T,) H·p, W·p]

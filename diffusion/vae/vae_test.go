@@ -299,3 +299,32 @@ func TestPresetsAndFrames(t *testing.T) {
 		t.Error("frames/scaling")
 	}
 }
+
+// TestChannelRMSNorm: Wan's RMS_norm, F.normalize(x, dim=1)·√C·γ, from its
+// definition in float64.
+func TestChannelRMSNorm(t *testing.T) {
+	x := randTensor(9, 2, 5, 3, 7, 11) // 231 positions: more than one block
+	gamma := randTensor(10, 5, 1, 1, 1)
+	n := &rmsNorm{name: "n", gamma: gamma}
+	y, err := n.forward(context.Background(), x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := 3 * 7 * 11
+	for b := range 2 {
+		for p := range s {
+			norm := 0.0
+			for c := range 5 {
+				v := float64(x.Float32s()[(b*5+c)*s+p])
+				norm += v * v
+			}
+			norm = math.Max(math.Sqrt(norm), 1e-12)
+			for c := range 5 {
+				want := float64(x.Float32s()[(b*5+c)*s+p]) / norm * math.Sqrt(5) * float64(gamma.Float32s()[c])
+				if g := float64(y.Float32s()[(b*5+c)*s+p]); math.Abs(g-want) > 1e-6*(1+math.Abs(want)) {
+					t.Fatalf("(%d, %d, %d) = %v, want %v", b, c, p, g, want)
+				}
+			}
+		}
+	}
+}
