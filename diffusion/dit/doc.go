@@ -37,7 +37,11 @@
 //	final layer: LN(x)·(1+Linear(SiLU(c))), Linear to p²·C, unpatchify
 //
 // Caption positions are (1+j, 0, 0) and image positions (L_cap+1+f, h, w)
-// on axes of (32, 48, 48) dims with θ = 256, as in Z-Image.
+// on axes of (32, 48, 48) dims with θ = 256, as in Z-Image. Z-Image cuts
+// each caption to its real tokens and pads both sequences to multiples of
+// 32 with learned pad tokens (x_pad_token, cap_pad_token); here the
+// sequences keep their lengths, caption padding is masked out of attention
+// instead, and the pad-token weights are not read.
 //
 // Models record module spans (WanDiT, WanBlock, ZImageDiT, ZImageBlock and
 // nn's layers); the denoise loop wraps each call in its step and CFG spans.
