@@ -4,7 +4,9 @@
 // iteration span per step, a span per guidance pass) → decode, all on the
 // stage "diffusion".
 //
-//	go run ./examples/offline_inference/image_to_video --image cat.png --prompt "the cat turns its head"
+//	go run ./examples/offline_inference/image_to_video --image photo.png --prompt "the cat turns its head"
+//
+// Without --image it animates a built-in test pattern.
 //
 // With VLLM_TORCH_PROFILER_DIR (or OMNIFLOW_PROFILER_DIR) set it profiles
 // itself and prints the session folder; VLLM_PROFILER_MAX_ITERS=N keeps the
