@@ -75,6 +75,7 @@ func (e *Engine) talkerLoop() {
 	}()
 	for {
 		act.Pause()
+		assignSlots(order, slots)
 		if !slices.ContainsFunc(order, e.runnable) {
 			select { // wait for input, recording nothing
 			case m := <-e.toTalker:
@@ -110,17 +111,7 @@ func (e *Engine) talkerLoop() {
 		}
 		clear(order[len(kept):])
 		order = kept
-		for _, s := range order {
-			if s.slot >= 0 {
-				continue
-			}
-			for i, used := range slots {
-				if !used {
-					slots[i], s.slot = true, i
-					break
-				}
-			}
-		}
+		assignSlots(order, slots)
 		var batch []*talkerSeq
 		for _, s := range order {
 			if e.runnable(s) {
@@ -153,6 +144,20 @@ func (e *Engine) talkerLoop() {
 		}
 		clear(order[len(kept):])
 		order = kept
+	}
+}
+
+// assignSlots gives free batch slots to waiting requests, in arrival order.
+func assignSlots(order []*talkerSeq, slots []bool) {
+	for _, s := range order {
+		if s.slot >= 0 {
+			continue
+		}
+		free := slices.Index(slots, false)
+		if free < 0 {
+			return
+		}
+		slots[free], s.slot = true, free
 	}
 }
 

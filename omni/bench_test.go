@@ -1,0 +1,110 @@
+package omni
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/omniflow-go/omniflow/operators/nn"
+)
+
+// BenchmarkThinkerDecode measures the thinker's decode step over a batch
+// of sequences (each with a 32-token prompt in its cache): tokens/s is
+// batch × steps per second. The preset is the default tiny one and the
+// "small" one.
+func BenchmarkThinkerDecode(b *testing.B) {
+	for _, preset := range []string{"tiny", "small"} {
+		m, err := Preset(preset)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d, err := newDecoder(nn.Random(1), "thinker", "model", "lm_head", m.Thinker)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, batch := range []int{1, 8} {
+			b.Run(preset+"/batch="+strconv.Itoa(batch), func(b *testing.B) {
+				ctx := context.Background()
+				const prompt = 32
+				newSegs := func() []segment {
+					segs := make([]segment, batch)
+					for i := range segs {
+						st, err := d.newState(prompt + 2048)
+						if err != nil {
+							b.Fatal(err)
+						}
+						ids := make([]int32, prompt)
+						for j := range ids {
+							ids[j] = int32((i*7 + j*13) % 256)
+						}
+						x, _ := d.embedIDs(ctx, ids)
+						if _, err := d.forward(ctx, x, []segment{{state: st, rows: prompt}}); err != nil {
+							b.Fatal(err)
+						}
+						segs[i] = segment{state: st, rows: 1}
+					}
+					return segs
+				}
+				segs := newSegs()
+				ids := make([]int32, batch)
+				last := make([]int, batch)
+				for i := range last {
+					last[i] = i
+				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for n := 0; b.Loop(); n++ {
+					if segs[0].state.Len() == segs[0].state.Cap() {
+						b.StopTimer()
+						segs = newSegs()
+						b.StartTimer()
+					}
+					x, err := d.embedIDs(ctx, ids)
+					if err != nil {
+						b.Fatal(err)
+					}
+					h, err := d.forward(ctx, x, segs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					lg, err := d.logits(ctx, h, last)
+					if err != nil {
+						b.Fatal(err)
+					}
+					v := d.cfg.Vocab
+					for i := range ids {
+						ids[i] = argmax32(lg.Float32s()[i*v:(i+1)*v]) % 256
+					}
+					x.Release()
+					h.Release()
+					lg.Release()
+				}
+				b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
+}
+
+// BenchmarkVocoder measures code2wav on 25-frame chunks (the streaming
+// default, each with its left context) and reports the real-time factor
+// as audio seconds produced per compute second (above 1: faster than real
+// time).
+func BenchmarkVocoder(b *testing.B) {
+	ctx := context.Background()
+	v := testVocoder(b)
+	codes := randomCodes(25*8, v.cfg.Codes, 9)
+	b.ReportAllocs()
+	chunk := 0
+	var audio time.Duration
+	for b.Loop() {
+		s := (chunk % 8) * 25
+		chunk++
+		pcm, err := v.decodeChunk(ctx, codes, s, s+25)
+		if err != nil {
+			b.Fatal(err)
+		}
+		audio += time.Duration(len(pcm)) * time.Second / time.Duration(v.cfg.SampleRate)
+	}
+	b.ReportMetric(audio.Seconds()/b.Elapsed().Seconds(), "audio-s/s")
+}
