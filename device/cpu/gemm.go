@@ -114,6 +114,12 @@ type gemmKernel struct {
 	// asmPack says the packing routines may use assembly (the pure-Go
 	// kernel packs in pure Go, so that forcing it tests only Go code).
 	asmPack bool
+	// The small-m path's routines (see gemm_small.go), nil where there
+	// are none: dot4 sets out[8r:8r+8] to partial sums of x·w[r·ldw:] for
+	// r < 4 over k values (a multiple of 8); axpy32 adds
+	// Σ_p coef[p]·b[p·ldb:] to c, 32 columns at a time.
+	dot4   func(k int, x, w *float32, ldw int, out *float32)
+	axpy32 func(kb int, coef, b *float32, ldb int, c *float32, strips int)
 	// Cache blocking, in elements (see gemm_amd64.go for how they were
 	// chosen): kc is the depth of the packed panels, nc the width of the
 	// packed block of B that stays in L2, mc the height of the packed
@@ -146,6 +152,10 @@ func sgemm(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alph
 		threads = Threads()
 	}
 	threads = min(threads, max(1, 2*m*n*k/gemmMinFlopsPerThread))
+	if gemmUseSmall(kern, m) {
+		gemmSmall(kern, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
 	if threads > 1 && gemmUseShared(kern, threads, m, n, k) {
 		gemmShared(kern, threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return

@@ -29,6 +29,8 @@ var avx512Gemm = &gemmKernel{
 	kc: 384, nc: 480, mc: 3072,
 	fn:      sgemmKernelAVX512,
 	asmPack: true,
+	dot4:    sdot4AVX2,
+	axpy32:  saxpy32AVX2,
 }
 
 // AVX2 kernel: a 6×16 tile in 12 ymm accumulators, 2 ymm for B̃ and 2 for
@@ -41,10 +43,18 @@ var avx2Gemm = &gemmKernel{
 	kc: 256, nc: 768, mc: 3072,
 	fn:      sgemmKernelAVX2,
 	asmPack: true,
+	dot4:    sdot4AVX2,
+	axpy32:  saxpy32AVX2,
 }
 
 //go:noescape
 func sgemmKernelAVX512(k int, a, b, c *float32, ldc int, alpha, beta float32)
+
+//go:noescape
+func sdot4AVX2(k int, x, w *float32, ldw int, out *float32)
+
+//go:noescape
+func saxpy32AVX2(kb int, coef, b *float32, ldb int, c *float32, strips int)
 
 //go:noescape
 func packCols4AVX2(dst *float32, w int, src *float32, lds int, blocks int)

@@ -373,3 +373,113 @@ pack4_loop:
 	JNZ  pack4_loop
 	VZEROUPPER
 	RET
+
+// func sdot4AVX2(k int, x, w *float32, ldw int, out *float32)
+// Four dot products of x with rows w, w+ldw, w+2·ldw, w+3·ldw over k
+// values (k a multiple of 8), left as 8 partial sums each in
+// out[8r : 8r+8], for the caller to add up. Two accumulators per row hide
+// the FMA latency; the W rows stream from memory.
+TEXT ·sdot4AVX2(SB), NOSPLIT, $0-40
+	MOVQ k+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ w+16(FP), DI
+	MOVQ ldw+24(FP), R8
+	SHLQ $2, R8
+	MOVQ out+32(FP), DX
+	LEAQ (DI)(R8*1), R9
+	LEAQ (DI)(R8*2), R10
+	LEAQ (R9)(R8*2), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ CX, BX
+	SHRQ $4, BX
+	JZ   dot4_tail
+
+dot4_loop:
+	VMOVUPS     (SI), Y8
+	VMOVUPS     32(SI), Y9
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS 32(DI), Y9, Y4
+	VFMADD231PS (R9), Y8, Y1
+	VFMADD231PS 32(R9), Y9, Y5
+	VFMADD231PS (R10), Y8, Y2
+	VFMADD231PS 32(R10), Y9, Y6
+	VFMADD231PS (R11), Y8, Y3
+	VFMADD231PS 32(R11), Y9, Y7
+	ADDQ        $64, SI
+	ADDQ        $64, DI
+	ADDQ        $64, R9
+	ADDQ        $64, R10
+	ADDQ        $64, R11
+	DECQ        BX
+	JNZ         dot4_loop
+
+dot4_tail:
+	TESTQ       $8, CX
+	JZ          dot4_done
+	VMOVUPS     (SI), Y8
+	VFMADD231PS (DI), Y8, Y0
+	VFMADD231PS (R9), Y8, Y1
+	VFMADD231PS (R10), Y8, Y2
+	VFMADD231PS (R11), Y8, Y3
+
+dot4_done:
+	VADDPS  Y4, Y0, Y0
+	VADDPS  Y5, Y1, Y1
+	VADDPS  Y6, Y2, Y2
+	VADDPS  Y7, Y3, Y3
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VZEROUPPER
+	RET
+
+// func saxpy32AVX2(kb int, coef, b *float32, ldb int, c *float32, strips int)
+// For each of strips 32-column strips s:
+// c[32s : 32s+32] += Σ_{p<kb} coef[p] · b[p·ldb + 32s : p·ldb + 32s + 32].
+// The strip of c stays in 4 ymm registers while p runs down the rows of b.
+TEXT ·saxpy32AVX2(SB), NOSPLIT, $0-48
+	MOVQ kb+0(FP), CX
+	MOVQ coef+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R8
+	SHLQ $2, R8
+	MOVQ c+32(FP), DX
+	MOVQ strips+40(FP), R9
+
+axpy32_strip:
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	MOVQ    SI, R10
+	MOVQ    DI, R11
+	MOVQ    CX, BX
+
+axpy32_row:
+	VBROADCASTSS (R10), Y4
+	VFMADD231PS  (R11), Y4, Y0
+	VFMADD231PS  32(R11), Y4, Y1
+	VFMADD231PS  64(R11), Y4, Y2
+	VFMADD231PS  96(R11), Y4, Y3
+	ADDQ         $4, R10
+	ADDQ         R8, R11
+	DECQ         BX
+	JNZ          axpy32_row
+	VMOVUPS      Y0, (DX)
+	VMOVUPS      Y1, 32(DX)
+	VMOVUPS      Y2, 64(DX)
+	VMOVUPS      Y3, 96(DX)
+	ADDQ         $128, DX
+	ADDQ         $128, DI
+	DECQ         R9
+	JNZ          axpy32_strip
+	VZEROUPPER
+	RET

@@ -254,6 +254,10 @@ func TestSgemmShapes(t *testing.T) {
 			gemmCase{transA: ta, transB: tb, m: 100, n: 520, k: 400, alpha: 1, beta: 0, nanC: true},
 			gemmCase{transA: ta, transB: tb, m: 1, n: 300, k: 257, alpha: 2, beta: 0.5},
 			gemmCase{transA: ta, transB: tb, m: 300, n: 1, k: 257, alpha: 1, beta: 0, nanC: true},
+			gemmCase{transA: ta, transB: tb, m: 4, n: 300, k: 600, alpha: -1, beta: 0, nanC: true, pad: 3}, // small-m path
+			gemmCase{transA: ta, transB: tb, m: 2, n: 97, k: 13, alpha: 0.5, beta: 1},
+			gemmCase{transA: ta, transB: tb, m: 9, n: 64, k: 64, alpha: 1, beta: 0},  // just past the small-m path
+			gemmCase{transA: ta, transB: tb, m: 8, n: 100, k: 50, alpha: 1, beta: 0}, // the largest small-m product
 		)
 	}
 	cases = append(cases,
