@@ -51,22 +51,24 @@ func SgemmBatched(threads int, transA, transB bool, batch, m, n, k int, alpha fl
 	flops := 2 * m * n * k
 	// Whole products per goroutine when there are enough of them to keep
 	// every thread busy with little imbalance, or when each product is too
-	// small to be worth splitting (the split itself costs a few µs).
+	// small to be worth splitting (see gemmMinFlopsPerThread). tail keeps
+	// the slicing safe where an empty operand (m, n or k = 0) has a short
+	// slice.
 	if threads > 1 && batch >= threads && (batch%threads == 0 || batch >= 4*threads || flops < 4*gemmMinFlopsPerThread) {
 		ParallelFor(threads, batch, 1, func(lo, hi int) {
 			for i := lo; i < hi; i++ {
-				sgemm(gemmKern, 1, transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc)
+				sgemm(gemmKern, 1, transA, transB, m, n, k, alpha, tail(a, i*strideA), lda, tail(b, i*strideB), ldb, beta, tail(c, i*strideC), ldc)
 			}
 		})
 		return
 	}
 	for i := range batch {
-		sgemm(gemmKern, threads, transA, transB, m, n, k, alpha, a[i*strideA:], lda, b[i*strideB:], ldb, beta, c[i*strideC:], ldc)
+		sgemm(gemmKern, threads, transA, transB, m, n, k, alpha, tail(a, i*strideA), lda, tail(b, i*strideB), ldb, beta, tail(c, i*strideC), ldc)
 	}
 }
 
-// tail returns x[off:], or nil when x is too short, so that checkGemm
-// reports the short slice instead of this slicing panicking first.
+// tail returns x[off:], or nil when x is too short: checkGemm then reports
+// the short slice, or the matrix is empty and never read.
 func tail(x []float32, off int) []float32 {
 	if off > len(x) {
 		return nil

@@ -418,6 +418,19 @@ func TestSgemmBatched(t *testing.T) {
 	}
 }
 
+// TestSgemmBatchedEmpty runs batches of empty products whose operands are
+// shorter than batch·stride: nothing is read, so nothing may panic.
+func TestSgemmBatchedEmpty(t *testing.T) {
+	c := []float32{7, 7, 7, 7, 7, 7}
+	SgemmBatched(2, false, false, 3, 0, 2, 4, 1, nil, 8, 4, make([]float32, 8), 0, 2, 0, nil, 4, 2) // m = 0
+	SgemmBatched(2, false, false, 3, 1, 2, 0, 1, nil, 8, 1, nil, 8, 2, 0, c, 2, 2)                  // k = 0: C = 0
+	for i, v := range c {
+		if v != 0 {
+			t.Fatalf("k = 0, beta = 0: c[%d] = %g, want 0", i, v)
+		}
+	}
+}
+
 func TestSgemmPanics(t *testing.T) {
 	buf := make([]float32, 100)
 	cases := []struct {
