@@ -75,6 +75,8 @@ func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, 
 // rows: 21; 32 rows: 14; 256 rows by 256 columns: 8).
 func gemmSmallN(kern *gemmKernel, transA bool, m, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	var coef [gemmSmallKB]float32
+	var bt [gemmSmallKB * 32]float32 // a ragged strip of B, zero-padded
+	var ct [32]float32               // and of C
 	cols := j1 - j0
 	strips := cols / 32
 	for pc := 0; pc < k; pc += gemmSmallKB {
@@ -94,12 +96,19 @@ func gemmSmallN(kern *gemmKernel, transA bool, m, j0, j1, k int, alpha float32, 
 				_ = b[(pc+kb-1)*ldb+j0+32*strips-1]
 				kern.axpy32(kb, &coef[0], &b[pc*ldb+j0], ldb, &crow[0], strips)
 			}
-			for j := 32 * strips; j < cols; j++ {
-				var s float32
-				for p, w := range coef[:kb] {
-					s += w * b[(pc+p)*ldb+j0+j]
+			if rem := cols - 32*strips; rem > 0 {
+				// The last columns go through a zero-padded strip, so
+				// that every column gets the same arithmetic (fused
+				// multiply-adds in the same order) wherever it falls:
+				// callers that split n into chunks (a streaming
+				// convolution) get bit-identical results.
+				j := j0 + 32*strips
+				for p := range kb {
+					copy(bt[p*32:p*32+rem], b[(pc+p)*ldb+j:(pc+p)*ldb+j+rem])
 				}
-				crow[j] += s
+				copy(ct[:rem], crow[32*strips:])
+				kern.axpy32(kb, &coef[0], &bt[0], 32, &ct[0], 1)
+				copy(crow[32*strips:], ct[:rem])
 			}
 		}
 	}

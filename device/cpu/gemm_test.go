@@ -494,3 +494,37 @@ func TestAlignedFloats(t *testing.T) {
 }
 
 func uintptrOf(p *float32) uintptr { return uintptr(unsafe.Pointer(p)) }
+
+// TestSgemmColumnChunks checks that splitting n into chunks gives
+// bit-identical results: every element of C gets the same arithmetic
+// wherever its column falls (streaming operators, such as a causal
+// convolution fed in chunks, rely on it).
+func TestSgemmColumnChunks(t *testing.T) {
+	for _, kern := range gemmTestKernels() {
+		for _, m := range []int{1, 3, 8, 20} {
+			for _, transB := range []bool{false, true} {
+				tc := gemmCase{m: m, n: 100, k: 45, alpha: 1, beta: 0, transB: transB}
+				t.Run(fmt.Sprintf("%s/%v", kern.name, tc), func(t *testing.T) {
+					a, lda, b, ldb, _, _ := gemmOperands(tc, 11)
+					whole := make([]float32, m*tc.n)
+					sgemm(kern, 1, false, transB, m, tc.n, tc.k, 1, a, lda, b, ldb, 0, whole, tc.n)
+					chunks := make([]float32, m*tc.n)
+					for c0 := 0; c0 < tc.n; {
+						w := min(37, tc.n-c0)
+						bOff := c0
+						if transB {
+							bOff = c0 * ldb
+						}
+						sgemm(kern, 1, false, transB, m, w, tc.k, 1, a, lda, b[bOff:], ldb, 0, chunks[c0:], tc.n)
+						c0 += w
+					}
+					for i := range whole {
+						if math.Float32bits(whole[i]) != math.Float32bits(chunks[i]) {
+							t.Fatalf("C[%d][%d] = %g whole, %g in chunks", i/tc.n, i%tc.n, whole[i], chunks[i])
+						}
+					}
+				})
+			}
+		}
+	}
+}
