@@ -10,9 +10,10 @@ import (
 )
 
 // BenchmarkThinkerDecode measures the thinker's decode step over a batch
-// of sequences (each with a 32-token prompt in its cache): tokens/s is
-// batch × steps per second. The preset is the default tiny one and the
-// "small" one.
+// of sequences, each attending to 32 to 288 cached positions (a 32-token
+// prompt, then up to 256 generated ones, then back): tokens/s is
+// batch × steps per second: batch=N for the default tiny preset,
+// small/batch=N for the small one.
 func BenchmarkThinkerDecode(b *testing.B) {
 	for _, preset := range []string{"tiny", "small"} {
 		m, err := Preset(preset)
@@ -24,13 +25,17 @@ func BenchmarkThinkerDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, batch := range []int{1, 8} {
-			b.Run(preset+"/batch="+strconv.Itoa(batch), func(b *testing.B) {
+			name := "batch=" + strconv.Itoa(batch)
+			if preset != "tiny" {
+				name = preset + "/" + name
+			}
+			b.Run(name, func(b *testing.B) {
 				ctx := context.Background()
-				const prompt = 32
+				const prompt, window = 32, 256
 				newSegs := func() []segment {
 					segs := make([]segment, batch)
 					for i := range segs {
-						st, err := d.newState(prompt + 2048)
+						st, err := d.newState(prompt + window)
 						if err != nil {
 							b.Fatal(err)
 						}
@@ -55,10 +60,16 @@ func BenchmarkThinkerDecode(b *testing.B) {
 				b.ReportAllocs()
 				b.ResetTimer()
 				for n := 0; b.Loop(); n++ {
-					if segs[0].state.Len() == segs[0].state.Cap() {
-						b.StopTimer()
-						segs = newSegs()
-						b.StartTimer()
+					if segs[0].state.Len() == prompt+window {
+						// Back to the prompt: every step attends to 32..288
+						// positions, whatever b.N is.
+						for _, s := range segs {
+							for _, c := range s.state.caches {
+								if err := c.Truncate(prompt); err != nil {
+									b.Fatal(err)
+								}
+							}
+						}
 					}
 					x, err := d.embedIDs(ctx, ids)
 					if err != nil {

@@ -269,12 +269,8 @@ func (e *Engine) enter() error {
 	return nil
 }
 
-// start prepares and submits one request under ctx.
-func (e *Engine) start(ctx context.Context, p Prompt, params SamplingParams, stream bool) (*request, error) {
-	r, err := e.prepare(p, params)
-	if err != nil {
-		return nil, err
-	}
+// submitRequest sends a prepared request to the thinker; it lives under ctx.
+func (e *Engine) submitRequest(ctx context.Context, r *request, stream bool) error {
 	if r.id == "" {
 		r.id = "req-" + strconv.FormatUint(e.nextID.Add(1), 10)
 	}
@@ -284,15 +280,15 @@ func (e *Engine) start(ctx context.Context, p Prompt, params SamplingParams, str
 	r.out.res.ID = r.id
 	r.out.res.PromptTokens = len(r.ids)
 	if err := e.enter(); err != nil {
-		return nil, err
+		return err
 	}
 	defer e.inflight.Done()
 	r.sent = profiler.Now()
 	select {
 	case e.submit <- r:
-		return r, nil
+		return nil
 	case <-ctx.Done():
-		return nil, context.Cause(ctx)
+		return context.Cause(ctx)
 	}
 }
 
@@ -305,28 +301,26 @@ func (e *Engine) Generate(ctx context.Context, prompts []Prompt, params Sampling
 	if len(prompts) == 0 {
 		return nil, fmt.Errorf("%w: no prompts", ErrInvalid)
 	}
-	for i, p := range prompts {
-		if _, err := e.prepare(p, params); err != nil {
-			return nil, fmt.Errorf("prompt %d: %w", i, err)
-		}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	reqs := make([]*request, len(prompts))
-	var errs []error
 	for i, p := range prompts {
-		r, err := e.start(ctx, p, params, false)
+		r, err := e.prepare(p, params)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("prompt %d: %w", i, err))
-			break
+			return nil, fmt.Errorf("prompt %d: %w", i, err)
 		}
 		reqs[i] = r
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var errs []error
+	for i, r := range reqs {
+		if err := e.submitRequest(ctx, r, false); err != nil {
+			errs = append(errs, fmt.Errorf("prompt %d: %w", i, err))
+			reqs = reqs[:i]
+			break
+		}
+	}
 	results := make([]Result, len(prompts))
 	for i, r := range reqs {
-		if r == nil {
-			continue
-		}
 		res, err := r.out.wait(ctx)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("prompt %d (%s): %w", i, r.id, err))
@@ -342,9 +336,12 @@ func (e *Engine) Generate(ctx context.Context, prompts []Prompt, params Sampling
 // under ctx (cancelling it cancels the request) until the stream ends or
 // Close is called.
 func (e *Engine) Stream(ctx context.Context, p Prompt, params SamplingParams) (*Stream, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	r, err := e.start(ctx, p, params, true)
+	r, err := e.prepare(p, params)
 	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	if err := e.submitRequest(ctx, r, true); err != nil {
 		cancel()
 		return nil, err
 	}

@@ -60,11 +60,10 @@ func (e *Engine) runnable(s *talkerSeq) bool {
 
 func (e *Engine) talkerLoop() {
 	defer e.wg.Done()
-	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageTalker, loopLane, "talker loop", ""), "talker")
+	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageTalker, loopLane, loopLaneNames[StageTalker], ""), "talker")
 	seqs := map[*request]*talkerSeq{}
 	var order []*talkerSeq // tracked requests, in arrival order
 	slots := make([]bool, e.cfg.MaxBatch)
-	lanes := newSlotLanes(e.cfg.MaxBatch)
 	hand := newHandoffLanes(StageTalker, "thinker → talker")
 	limit := 2 * e.cfg.MaxBatch // tracked requests before the queue is left to fill
 	defer func() {
@@ -121,7 +120,7 @@ func (e *Engine) talkerLoop() {
 		if len(batch) == 0 {
 			continue
 		}
-		if err := e.talkerStep(ctx, batch, lanes); err != nil {
+		if err := e.talkerStep(ctx, batch); err != nil {
 			for _, s := range batch {
 				s.failErr = err
 			}
@@ -206,7 +205,7 @@ func (e *Engine) cond(s *talkerSeq, j int) []float32 {
 
 // talkerStep is one iteration: one batched forward over every runnable
 // request, one codec token sampled for each.
-func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq, lanes slotLanes) error {
+func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq) error {
 	tc := e.model.Talker
 	dim := e.model.Thinker.Hidden
 	pre, dec := 0, 0
@@ -220,7 +219,6 @@ func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq, lanes slotL
 	ctx, span := profiler.Step(ctx, "talker.step", profiler.Int("batch", len(batch)),
 		profiler.Int("prefill_tokens", pre), profiler.Int("decode_tokens", dec))
 	defer span.End()
-	start := profiler.Now()
 	conds := make([]float32, 0, (pre+dec)*dim)
 	codes := make([]int32, 0, pre+dec)
 	segs := make([]segment, len(batch))
@@ -270,12 +268,12 @@ func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq, lanes slotL
 		if !s.textDone || j < tc.CodesPerText*s.nConds {
 			mask = append(mask, tc.EOS())
 		}
-		tok := s.sampler.sample(ld[i*v:(i+1)*v], s.codes, mask...)
-		phase := "decode"
-		if !s.prefilled {
-			phase = "prefill"
-			s.prompt = nil
-		}
+		var tok int32
+		e.requestWork(ctx, StageTalker, s.r.id, &s.anchored, "talker.sample", func(context.Context) error {
+			tok = s.sampler.sample(ld[i*v:(i+1)*v], s.codes, mask...)
+			return nil
+		}, profiler.Int("code", j))
+		s.prompt = nil
 		s.prefilled = true
 		switch {
 		case tok == tc.EOS():
@@ -286,10 +284,6 @@ func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq, lanes slotL
 				s.done = true
 			}
 		}
-		first := !s.anchored && e.prof.Recording(StageTalker)
-		s.anchored = s.anchored || first
-		requestSlice(e.prof, StageTalker, 1+s.slot, lanes[s.slot], s.r.id, first, "talker."+phase, start, profiler.Now(),
-			profiler.Int("tokens", segs[i].rows), profiler.Int("code", int(tok)))
 	}
 	return nil
 }

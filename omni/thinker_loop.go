@@ -15,7 +15,6 @@ import (
 // thinkerSeq is the thinker's state for one request.
 type thinkerSeq struct {
 	r        *request
-	slot     int
 	enqueued int64 // profiler clock when submitted
 	state    *kvState
 	sampler  *tokenSampler
@@ -56,11 +55,9 @@ type submitted struct {
 
 func (e *Engine) thinkerLoop() {
 	defer e.wg.Done()
-	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageThinker, loopLane, "thinker loop", ""), "thinker")
+	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageThinker, loopLane, loopLaneNames[StageThinker], ""), "thinker")
 	var active []*thinkerSeq
 	var held *request
-	slots := make([]bool, e.cfg.MaxBatch)
-	lanes := newSlotLanes(e.cfg.MaxBatch)
 	queue := newHandoffLanes(StageThinker, "request → thinker")
 	defer func() {
 		for _, s := range active {
@@ -90,7 +87,7 @@ func (e *Engine) thinkerLoop() {
 		recv := profiler.Now()
 
 		// Drop cancelled requests; admit new ones between iterations.
-		active = e.thinkerDropCanceled(ctx, active, slots)
+		active = e.thinkerDropCanceled(ctx, active, act)
 		budget := e.cfg.MaxPrefillTokens
 		prefill := 0
 		for len(active) < e.cfg.MaxBatch {
@@ -113,7 +110,7 @@ func (e *Engine) thinkerLoop() {
 				held = r
 				break
 			}
-			s, err := e.newThinkerSeq(r, slots)
+			s, err := e.newThinkerSeq(r)
 			if err != nil {
 				r.out.fail(err)
 				continue
@@ -125,32 +122,24 @@ func (e *Engine) thinkerLoop() {
 		if len(active) == 0 {
 			continue
 		}
-		if err := e.thinkerStep(ctx, active, lanes); err != nil {
+		if err := e.thinkerStep(ctx, active); err != nil {
 			for _, s := range active {
 				s.failErr = err
 			}
 		}
 		act.Pause()
-		active = e.thinkerHandOff(ctx, active, slots, act)
+		active = e.thinkerHandOff(ctx, active, act)
 	}
 }
 
-func (e *Engine) newThinkerSeq(r *request, slots []bool) (*thinkerSeq, error) {
+func (e *Engine) newThinkerSeq(r *request) (*thinkerSeq, error) {
 	st, err := e.thinker.dec.newState(len(r.ids) + r.params.MaxTokens)
 	if err != nil {
 		return nil, err
 	}
-	slot := -1
-	for i, used := range slots {
-		if !used {
-			slot = i
-			break
-		}
-	}
-	slots[slot] = true
 	p := r.params
 	s := &thinkerSeq{
-		r: r, slot: slot, state: st, prefill: true,
+		r: r, state: st, prefill: true,
 		sampler: newTokenSampler(p.Seed, 0x7468696e6b6572, cpu.SampleParams{Temperature: p.Temperature, TopK: p.TopK, TopP: p.TopP, RepetitionPenalty: p.RepetitionPenalty}),
 		history: append(make([]int32, 0, len(r.ids)+p.MaxTokens), r.ids...),
 		dec:     tokenize.NewStreamDecoder(e.tok),
@@ -158,14 +147,13 @@ func (e *Engine) newThinkerSeq(r *request, slots []bool) (*thinkerSeq, error) {
 	return s, nil
 }
 
-func (e *Engine) thinkerDropCanceled(ctx context.Context, active []*thinkerSeq, slots []bool) []*thinkerSeq {
+func (e *Engine) thinkerDropCanceled(ctx context.Context, active []*thinkerSeq, act *profiler.Activation) []*thinkerSeq {
 	kept := active[:0]
 	for _, s := range active {
 		if err := s.r.canceled(); err != nil {
 			s.r.out.fail(err)
-			slots[s.slot] = false
 			if s.talked {
-				e.sendTalker(ctx, &talkerMsg{r: s.r, abort: true}, nil)
+				e.sendTalker(ctx, &talkerMsg{r: s.r, abort: true}, act)
 			}
 			continue
 		}
@@ -178,7 +166,7 @@ func (e *Engine) thinkerDropCanceled(ctx context.Context, active []*thinkerSeq, 
 // thinkerStep is one iteration: one batched forward over every active
 // request (the prompts of new ones, one token of the others), then a
 // token sampled for each.
-func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq, lanes slotLanes) error {
+func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq) error {
 	pre, dec := 0, 0
 	for _, s := range active {
 		if s.prefill {
@@ -190,7 +178,6 @@ func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq, lanes sl
 	ctx, span := profiler.Step(ctx, "thinker.step", profiler.Int("batch", len(active)),
 		profiler.Int("prefill_tokens", pre), profiler.Int("decode_tokens", dec))
 	defer span.End()
-	start := profiler.Now()
 	m := e.thinker.dec
 	dim := m.cfg.Hidden
 
@@ -209,12 +196,18 @@ func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq, lanes sl
 		n := 1
 		if s.prefill {
 			n = len(s.r.ids)
-			emb, err := e.thinker.embedPrompt(ctx, s.r)
+			err := e.requestWork(ctx, StageThinker, s.r.id, &s.anchored, "thinker.prefill", func(ctx context.Context) error {
+				emb, err := e.thinker.embedPrompt(ctx, s.r)
+				if err != nil {
+					return err
+				}
+				copy(xd[off*dim:], emb.Float32s())
+				emb.Release()
+				return nil
+			}, profiler.Int("tokens", n))
 			if err != nil {
 				return fmt.Errorf("request %s: %w", s.r.id, err)
 			}
-			copy(xd[off*dim:], emb.Float32s())
-			emb.Release()
 		} else {
 			copy(xd[off*dim:], s.next)
 		}
@@ -236,7 +229,10 @@ func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq, lanes sl
 	ld := logits.Float32s()
 	toks := make([]int32, len(active))
 	for i, s := range active {
-		toks[i] = s.sampler.sample(ld[i*v:(i+1)*v], s.history, e.badIDs...)
+		e.requestWork(ctx, StageThinker, s.r.id, &s.anchored, "thinker.sample", func(context.Context) error {
+			toks[i] = s.sampler.sample(ld[i*v:(i+1)*v], s.history, e.badIDs...)
+			return nil
+		})
 	}
 	// The sampled tokens' embeddings: the next step's input rows, and with
 	// the hidden states the talker's conditioning.
@@ -251,7 +247,6 @@ func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq, lanes sl
 		n := segs[i].rows
 		row := ed[i*dim : (i+1)*dim]
 		s.next = append(s.next[:0], row...)
-		wasPrefill := s.prefill
 		if s.r.wantAudio {
 			if s.prefill {
 				for j := range n * dim {
@@ -265,14 +260,6 @@ func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq, lanes sl
 		}
 		s.prefill = false
 		e.thinkerToken(s, toks[i])
-		phase := "decode"
-		if wasPrefill {
-			phase = "prefill"
-		}
-		first := !s.anchored && e.prof.Recording(StageThinker)
-		s.anchored = s.anchored || first
-		requestSlice(e.prof, StageThinker, 1+s.slot, lanes[s.slot], s.r.id, first, "thinker."+phase, start, profiler.Now(),
-			profiler.Int("tokens", n), profiler.Int("token", int(toks[i])))
 		off += n
 	}
 	return nil
@@ -364,7 +351,7 @@ func (s *thinkerSeq) finishText(reason string, flush bool) {
 // thinkerHandOff sends each request's new conditioning to the talker
 // (every step when streaming, all at once at the end otherwise), ends
 // finished requests and returns the ones still running.
-func (e *Engine) thinkerHandOff(ctx context.Context, active []*thinkerSeq, slots []bool, act *profiler.Activation) []*thinkerSeq {
+func (e *Engine) thinkerHandOff(ctx context.Context, active []*thinkerSeq, act *profiler.Activation) []*thinkerSeq {
 	kept := active[:0]
 	for _, s := range active {
 		if s.failErr != nil {
@@ -372,7 +359,6 @@ func (e *Engine) thinkerHandOff(ctx context.Context, active []*thinkerSeq, slots
 			if s.talked {
 				e.sendTalker(ctx, &talkerMsg{r: s.r, abort: true}, act)
 			}
-			slots[s.slot] = false
 			continue
 		}
 		if s.r.wantAudio && (e.cfg.Streaming || s.done) {
@@ -382,14 +368,12 @@ func (e *Engine) thinkerHandOff(ctx context.Context, active []*thinkerSeq, slots
 				s.talked = true
 				if !e.sendTalker(ctx, msg, act) {
 					s.r.out.fail(ErrClosed)
-					slots[s.slot] = false
 					continue
 				}
 			}
 		}
 		if s.done {
 			s.r.out.textDone(s.reason)
-			slots[s.slot] = false
 			continue
 		}
 		kept = append(kept, s)

@@ -1,15 +1,17 @@
 package omni
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/omniflow-go/omniflow/profiler"
 )
 
-// Lanes of a stage's track. Lane 0 is the stage loop (its activation,
-// iterations, layers and kernels); lanes 1..MaxBatch are the batch slots,
-// where each request's share of each iteration is a slice carrying its
-// request id; hand-off spans take lanes from handoffLaneBase on.
+// Lanes of a stage's track. Lane 0 is the stage loop: its activation
+// (paused while it waits), its iterations, and inside them the layers, the
+// kernels, and each request's own work (its prompt embedding and encoders,
+// its sampling, its vocoder chunk), which carries the request id. Hand-off
+// spans take lanes from handoffLaneBase on.
 const (
 	loopLane        = 0
 	handoffLaneBase = 1000
@@ -18,19 +20,10 @@ const (
 	maxHandoffLanes = 256
 )
 
+var loopLaneNames = [...]string{"thinker loop", "talker loop", "vocoder loop"}
+
 func stageTrack(stage, lane int, laneName, req string) profiler.Track {
 	return profiler.Track{Stage: stage, StageName: stageNames[stage], Lane: lane, LaneName: laneName, Request: req}
-}
-
-// slotLanes names the slot lanes of one stage once.
-type slotLanes []string
-
-func newSlotLanes(n int) slotLanes {
-	s := make(slotLanes, n)
-	for i := range s {
-		s[i] = "slot " + strconv.Itoa(i)
-	}
-	return s
 }
 
 // handoffLanes spreads one stage's incoming hand-off spans over lanes so
@@ -74,15 +67,27 @@ func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, recv int64, 
 	p.Emit(stageTrack(h.stage, handoffLaneBase+k, h.names[k], req), profiler.KindHandoff, h.name, sent, recv, attrs...)
 }
 
-// requestSlice records request req's share of an iteration on its slot
-// lane: the first one of a request on a stage is an operator slice — the
-// anchor the Chrome sink draws the request's flow arrow to (thinker →
-// talker → vocoder) — and later ones are module slices, so that the arrows
-// do not zigzag between stages that run side by side in streaming mode.
-func requestSlice(p *profiler.Profiler, stage, lane int, laneName, req string, first bool, name string, start, end int64, attrs ...profiler.Attr) {
-	kind := profiler.KindModule
-	if first {
-		kind = profiler.KindOperator
+// requestWork runs f, request req's own work inside an iteration of
+// stage, as a span nested in the iteration. The first one recorded for
+// the request on the stage is an operator slice with the request's id —
+// the anchor the Chrome sink draws the request's flow arrows between
+// (thinker → talker → vocoder) — and later ones are module spans with a
+// request attribute, so that the arrows do not zigzag between stages that
+// run side by side in streaming mode. Work shared by the batch (the
+// layers) stays in the iteration, counted once.
+func (e *Engine) requestWork(ctx context.Context, stage int, req string, anchored *bool, name string, f func(context.Context) error, attrs ...profiler.Attr) error {
+	if !*anchored && e.prof.Recording(stage) {
+		*anchored = true
+		actx, a := e.prof.Enter(ctx, stageTrack(stage, loopLane, loopLaneNames[stage], req), name, attrs...)
+		err := f(actx)
+		a.End(err)
+		return err
 	}
-	p.Emit(stageTrack(stage, lane, laneName, req), kind, name, start, end, attrs...)
+	if profiler.Recording(ctx) {
+		attrs = append(attrs, profiler.String("request", req))
+	}
+	sctx, span := profiler.Start(ctx, name, attrs...)
+	err := f(sctx)
+	span.End()
+	return err
 }

@@ -26,7 +26,7 @@ func (e *Engine) ready(s *vocoderSeq) bool {
 
 func (e *Engine) vocoderLoop() {
 	defer e.wg.Done()
-	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageVocoder, loopLane, "vocoder loop", ""), "vocoder")
+	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageVocoder, loopLane, loopLaneNames[StageVocoder], ""), "vocoder")
 	seqs := map[*request]*vocoderSeq{}
 	var order []*vocoderSeq // round robin over requests with chunks ready
 	hand := newHandoffLanes(StageVocoder, "talker → vocoder")
@@ -138,18 +138,18 @@ func (e *Engine) vocoderChunk(ctx context.Context, s *vocoderSeq) error {
 	ctx, span := profiler.Step(ctx, "vocoder.chunk", profiler.Int("frames", end-start),
 		profiler.Int("context_frames", min(start, e.voc.ctxFrame)), profiler.Int("chunk", s.chunks))
 	defer span.End()
-	t0 := profiler.Now()
-	pcm, err := e.voc.decodeChunk(ctx, s.codes, start, end)
+	var pcm []float32
+	err := e.requestWork(ctx, StageVocoder, s.r.id, &s.anchored, "vocoder.decode", func(ctx context.Context) error {
+		var err error
+		pcm, err = e.voc.decodeChunk(ctx, s.codes, start, end)
+		return err
+	}, profiler.Int("frames", end-start))
 	if err != nil {
 		return err
 	}
 	s.decoded = end
 	s.chunks++
 	s.r.out.audio(pcm)
-	first := !s.anchored && e.prof.Recording(StageVocoder)
-	s.anchored = s.anchored || first
-	requestSlice(e.prof, StageVocoder, 1, "chunks", s.r.id, first, "vocoder.chunk", t0, profiler.Now(),
-		profiler.Int("frames", end-start), profiler.Int("samples", len(pcm)))
 	return nil
 }
 
