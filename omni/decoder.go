@@ -18,11 +18,13 @@ import (
 // Qwen2ForCausalLM ones under a prefix.
 //
 // forward runs a ragged batch: the rows of several sequences, each with
-// its own KV cache, concatenated. Norms, projections and MLPs run once over
-// all rows; RoPE and attention run per sequence against its own cache.
-// Every kernel computes each row from that row alone (and attention each
-// sequence from its cache alone), so a sequence's outputs do not depend on
-// what it is batched with.
+// its own KV cache, concatenated. Norms and elementwise kernels run once
+// over all rows; RoPE and attention run per sequence against its own
+// cache; projections and MLPs run over row groups (see rowGroups): every
+// one-row (decode) sequence together, in groups of up to smallGEMMRows,
+// and each longer (prefill) sequence by itself. So each row takes the
+// same arithmetic path, bit for bit, whatever it is batched with: a
+// sequence's outputs do not depend on its batch (TestDecoderBatchInvariant).
 type decoder struct {
 	name   string
 	cfg    DecoderConfig
@@ -172,27 +174,109 @@ func (d *decoder) forward(ctx context.Context, x *tensor.Tensor, segs []segment)
 	return out.Reshape(n, d.cfg.Hidden)
 }
 
+// smallGEMMRows is the most rows device/cpu's Sgemm runs through its
+// small-m (matrix-vector) path, whose sums are ordered differently from
+// its packed path's: a row gives bit-identical results only with products
+// of the same kind. TestDecoderBatchInvariant fails if this drifts from
+// the device's threshold.
+const smallGEMMRows = 8
+
+// rowGroups splits the rows of segs into the groups the projections run
+// over: runs of one-row segments in groups of up to smallGEMMRows (each
+// row takes the small-m path, as it does alone), and each longer segment
+// alone (as it runs when it is prefilled by itself).
+func rowGroups(segs []segment) [][2]int {
+	var g [][2]int
+	off, run := 0, -1
+	for _, s := range segs {
+		if s.rows == 1 {
+			if run < 0 || off-run == smallGEMMRows {
+				run = off
+				g = append(g, [2]int{off, off + 1})
+			} else {
+				g[len(g)-1][1] = off + 1
+			}
+		} else {
+			run = -1
+			g = append(g, [2]int{off, off + s.rows})
+		}
+		off += s.rows
+	}
+	return g
+}
+
+// groupedLinear applies l to x [1, N, In] one row group at a time.
+func groupedLinear(ctx context.Context, l *nn.Linear, x *tensor.Tensor, groups [][2]int) (*tensor.Tensor, error) {
+	if len(groups) == 1 {
+		return l.Forward(ctx, x)
+	}
+	out, err := tensor.New(tensor.Float32, []int{1, x.Dim(1), l.Out})
+	if err != nil {
+		return nil, err
+	}
+	od := out.Float32s()
+	for _, g := range groups {
+		part, err := x.Slice(1, g[0], g[1])
+		if err != nil {
+			out.Release()
+			return nil, err
+		}
+		y, err := l.Forward(ctx, part)
+		part.Release()
+		if err != nil {
+			out.Release()
+			return nil, err
+		}
+		copy(od[g[0]*l.Out:g[1]*l.Out], y.Float32s())
+		y.Release()
+	}
+	return out, nil
+}
+
+// mlp is nn.MLP's gated SwiGLU forward over row groups.
+func mlp(ctx context.Context, m *nn.MLP, x *tensor.Tensor, groups [][2]int) (*tensor.Tensor, error) {
+	ctx, span := profiler.Start(ctx, "MLP", profiler.String("name", m.Name))
+	defer span.End()
+	g, err := groupedLinear(ctx, m.Gate, x, groups)
+	if err != nil {
+		return nil, err
+	}
+	defer g.Release()
+	u, err := groupedLinear(ctx, m.Up, x, groups)
+	if err != nil {
+		return nil, err
+	}
+	defer u.Release()
+	h, err := device.SwiGLU(ctx, g, u)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Release()
+	return groupedLinear(ctx, m.Down, h, groups)
+}
+
 // layer runs one decoder layer over h [1, N, Hidden].
 func (d *decoder) layer(ctx context.Context, i int, h *tensor.Tensor, segs []segment) (*tensor.Tensor, error) {
 	l := &d.layers[i]
 	a := l.attn
+	groups := rowGroups(segs)
 	normed, err := l.inNorm.Forward(ctx, h)
 	if err != nil {
 		return nil, err
 	}
-	q, err := a.Q.Forward(ctx, normed)
+	q, err := groupedLinear(ctx, a.Q, normed, groups)
 	if err != nil {
 		normed.Release()
 		return nil, err
 	}
 	defer q.Release()
-	k, err := a.K.Forward(ctx, normed)
+	k, err := groupedLinear(ctx, a.K, normed, groups)
 	if err != nil {
 		normed.Release()
 		return nil, err
 	}
 	defer k.Release()
-	v, err := a.V.Forward(ctx, normed)
+	v, err := groupedLinear(ctx, a.V, normed, groups)
 	normed.Release()
 	if err != nil {
 		return nil, err
@@ -213,7 +297,7 @@ func (d *decoder) layer(ctx context.Context, i int, h *tensor.Tensor, segs []seg
 		}
 		off += s.rows
 	}
-	o, err := a.O.Forward(ctx, att)
+	o, err := groupedLinear(ctx, a.O, att, groups)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +311,7 @@ func (d *decoder) layer(ctx context.Context, i int, h *tensor.Tensor, segs []seg
 		r1.Release()
 		return nil, err
 	}
-	m, err := l.mlp.Forward(ctx, n2)
+	m, err := mlp(ctx, l.mlp, n2, groups)
 	n2.Release()
 	if err != nil {
 		r1.Release()
@@ -306,5 +390,28 @@ func (d *decoder) logits(ctx context.Context, h *tensor.Tensor, rows []int) (*te
 	for i, r := range rows {
 		copy(dst[i*dim:(i+1)*dim], src[r*dim:(r+1)*dim])
 	}
-	return device.Linear(ctx, sel, d.head, nil)
+	if len(rows) <= smallGEMMRows {
+		return device.Linear(ctx, sel, d.head, nil)
+	}
+	// One row per sequence: groups of smallGEMMRows (see rowGroups).
+	out, err := tensor.New(tensor.Float32, []int{len(rows), d.cfg.Vocab})
+	if err != nil {
+		return nil, err
+	}
+	for g := 0; g < len(rows); g += smallGEMMRows {
+		part, err := sel.Slice(0, g, min(g+smallGEMMRows, len(rows)))
+		if err != nil {
+			out.Release()
+			return nil, err
+		}
+		y, err := device.Linear(ctx, part, d.head, nil)
+		part.Release()
+		if err != nil {
+			out.Release()
+			return nil, err
+		}
+		copy(out.Float32s()[g*d.cfg.Vocab:], y.Float32s())
+		y.Release()
+	}
+	return out, nil
 }

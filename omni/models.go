@@ -41,13 +41,13 @@ func newTalker(src nn.Source, cfg TalkerConfig, thinkerWidth int) (*talkerModel,
 }
 
 // inputs returns the decoder input rows proj(conds) + embed(codes) for
-// conds [len(codes), thinker width].
-func (t *talkerModel) inputs(ctx context.Context, conds []float32, codes []int32) (*tensor.Tensor, error) {
+// conds [len(codes), thinker width], the rows of segs.
+func (t *talkerModel) inputs(ctx context.Context, conds []float32, codes []int32, segs []segment) (*tensor.Tensor, error) {
 	c, err := tensor.FromFloat32(conds, 1, len(codes), len(conds)/len(codes))
 	if err != nil {
 		return nil, err
 	}
-	p, err := t.proj.Forward(ctx, c)
+	p, err := groupedLinear(ctx, t.proj, c, rowGroups(segs))
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -420,4 +421,137 @@ func TestCheckpointErrorsNameTheWeight(t *testing.T) {
 			t.Fatalf("New: %v, want the missing config fields named", err)
 		}
 	})
+}
+
+// TestDecoderBatchInvariant: a sequence's hidden states and logits are
+// bit for bit the same alone and in ragged batches — with other prompts
+// being prefilled, with up to 12 other decoding sequences (more than one
+// small-product group) — so batching cannot change a sampled token.
+func TestDecoderBatchInvariant(t *testing.T) {
+	ctx := context.Background()
+	for _, preset := range []string{"tiny", "small"} {
+		t.Run(preset, func(t *testing.T) {
+			m, _ := Preset(preset)
+			d, err := newDecoder(nn.Random(3), "thinker", "model", "lm_head", m.Thinker)
+			if err != nil {
+				t.Fatal(err)
+			}
+			prompt := func(seed, n int) []int32 {
+				ids := make([]int32, n)
+				for i := range ids {
+					ids[i] = int32((seed*31 + i*17) % 256)
+				}
+				return ids
+			}
+			// step runs one ragged batch: inputs[i] are segment i's token ids.
+			step := func(states []*kvState, inputs [][]int32) [][]float32 {
+				var ids []int32
+				segs := make([]segment, len(states))
+				for i, s := range states {
+					ids = append(ids, inputs[i]...)
+					segs[i] = segment{state: s, rows: len(inputs[i])}
+				}
+				x, err := d.embedIDs(ctx, ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, err := d.forward(ctx, x, segs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				last := make([]int, len(states))
+				off := 0
+				for i, in := range inputs {
+					off += len(in)
+					last[i] = off - 1
+				}
+				lg, err := d.logits(ctx, h, last)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := make([][]float32, len(states))
+				dim, v := d.cfg.Hidden, d.cfg.Vocab
+				for i := range states {
+					out[i] = append(append([]float32(nil), h.Float32s()[last[i]*dim:(last[i]+1)*dim]...), lg.Float32s()[i*v:(i+1)*v]...)
+				}
+				return out
+			}
+			newState := func() *kvState {
+				s, err := d.newState(64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			a := prompt(1, 7)
+			decodes := []int32{65, 66, 67}
+			// Alone.
+			sa := newState()
+			want := [][]float32{step([]*kvState{sa}, [][]int32{a})[0]}
+			for _, tok := range decodes {
+				want = append(want, step([]*kvState{sa}, [][]int32{{tok}})[0])
+			}
+			// Batched: prefilled with another prompt; then decoding next to
+			// a new prompt's prefill; then among 12 decoding sequences; then
+			// last in a batch of 9.
+			sa = newState()
+			others := make([]*kvState, 12)
+			for i := range others {
+				others[i] = newState()
+				step([]*kvState{others[i]}, [][]int32{prompt(10+i, 3+i)})
+			}
+			var got [][]float32
+			got = append(got, step([]*kvState{newState(), sa}, [][]int32{prompt(2, 12), a})[1])
+			got = append(got, step([]*kvState{others[0], sa, newState()}, [][]int32{{5}, {decodes[0]}, prompt(3, 20)})[1])
+			batch := append(append([]*kvState{}, others[1:6]...), sa)
+			batch = append(batch, others[6:]...)
+			in := make([][]int32, len(batch))
+			for i := range in {
+				in[i] = []int32{int32(i + 1)}
+			}
+			in[5] = []int32{decodes[1]}
+			got = append(got, step(batch, in)[5])
+			batch = append(append([]*kvState{}, others[:8]...), sa)
+			in = make([][]int32, len(batch))
+			for i := range in {
+				in[i] = []int32{int32(i + 9)}
+			}
+			in[8] = []int32{decodes[2]}
+			got = append(got, step(batch, in)[8])
+			for s := range want {
+				if !slices.Equal(got[s], want[s]) {
+					n := 0
+					for i := range want[s] {
+						if got[s][i] != want[s][i] {
+							n++
+						}
+					}
+					t.Errorf("step %d: %d of %d hidden and logit values differ batched", s, n, len(want[s]))
+				}
+			}
+		})
+	}
+}
+
+func TestRowGroups(t *testing.T) {
+	seg := func(rows ...int) []segment {
+		s := make([]segment, len(rows))
+		for i, r := range rows {
+			s[i].rows = r
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		segs []segment
+		want [][2]int
+	}{
+		{seg(5), [][2]int{{0, 5}}},
+		{seg(1, 1, 1), [][2]int{{0, 3}}},
+		{seg(1, 4, 1, 1), [][2]int{{0, 1}, {1, 5}, {5, 7}}},
+		{seg(1, 1, 1, 1, 1, 1, 1, 1, 1, 1), [][2]int{{0, 8}, {8, 10}}},
+	} {
+		if got := rowGroups(tc.segs); !slices.Equal(got, tc.want) {
+			t.Errorf("rowGroups(%v) = %v, want %v", tc.segs, got, tc.want)
+		}
+	}
 }

@@ -243,7 +243,7 @@ func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq) error {
 		n += rows
 		last[i] = n - 1
 	}
-	x, err := e.talker.inputs(ctx, conds, codes)
+	x, err := e.talker.inputs(ctx, conds, codes, segs)
 	if err != nil {
 		return err
 	}
