@@ -259,8 +259,9 @@ func scaleC(m, n int, beta float32, c []float32, ldc int) {
 // for the product at hand (a small product does not pay for the largest
 // blocks) and kept for the next one in gemmBufPool.
 type gemmBuf struct {
-	a, b []float32
-	tile []float32 // an mr×nr tile for the ragged edges of C
+	a, b  []float32
+	tile  []float32 // an mr×nr tile for the ragged edges of C
+	small []float32 // the small-m path's scratch
 }
 
 var gemmBufPool = sync.Pool{New: func() any { return new(gemmBuf) }}

@@ -36,6 +36,10 @@ func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, 
 	scaleC(m, n, beta, c, ldc)
 	threads = min(threads, max(1, 2*m*n*k/gemmMinFlopsPerThread))
 	if !transB {
+		if threads == 1 {
+			gemmSmallN(kern, transA, m, 0, n, k, alpha, a, lda, b, ldb, c, ldc)
+			return
+		}
 		// Split the columns in whole 32-column strips.
 		units := (n + 31) / 32
 		ParallelFor(threads, units, 1, func(lo, hi int) {
@@ -44,7 +48,8 @@ func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, 
 		return
 	}
 	// The rows of op(A), contiguous: gathered once when A is transposed.
-	xs := make([][]float32, m)
+	var xsArr [gemmSmallMaxM][]float32 // (escapes: one small allocation a call)
+	xs := xsArr[:m]
 	var buf *gemmBuf
 	if transA {
 		buf = getGemmBuf()
@@ -62,6 +67,10 @@ func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, 
 			xs[i] = a[i*lda : i*lda+k]
 		}
 	}
+	if threads == 1 {
+		gemmSmallT(kern, xs, 0, n, k, alpha, b, ldb, c, ldc)
+		return
+	}
 	units := (n + 3) / 4
 	ParallelFor(threads, units, 1, func(lo, hi int) {
 		gemmSmallT(kern, xs, lo*4, min(hi*4, n), k, alpha, b, ldb, c, ldc)
@@ -74,9 +83,15 @@ func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, 
 // for the hardware prefetchers to follow (8 rows: 26 GB/s at m = 1; 16
 // rows: 21; 32 rows: 14; 256 rows by 256 columns: 8).
 func gemmSmallN(kern *gemmKernel, transA bool, m, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
-	var coef [gemmSmallKB]float32
-	var bt [gemmSmallKB * 32]float32 // a ragged strip of B, zero-padded
-	var ct [32]float32               // and of C
+	// Scratch from the pool: arrays on the stack would escape to the heap,
+	// as the routines are called through a func value.
+	buf := getGemmBuf()
+	defer putGemmBuf(buf)
+	buf.small = atLeast(buf.small, gemmSmallKB+gemmSmallKB*32+32)
+	coef := buf.small[:gemmSmallKB]
+	bt := buf.small[gemmSmallKB : gemmSmallKB+gemmSmallKB*32] // a ragged strip of B, zero-padded
+	ct := buf.small[gemmSmallKB+gemmSmallKB*32:][:32]         // and of C
+	clear(bt)
 	cols := j1 - j0
 	strips := cols / 32
 	for pc := 0; pc < k; pc += gemmSmallKB {
@@ -118,7 +133,10 @@ func gemmSmallN(kern *gemmKernel, transA bool, m, j0, j1, k int, alpha float32, 
 // xs and W = b is stored n×k.
 func gemmSmallT(kern *gemmKernel, xs [][]float32, j0, j1, k int, alpha float32, b []float32, ldb int, c []float32, ldc int) {
 	k8 := k &^ 7
-	var out [32]float32
+	buf := getGemmBuf()
+	defer putGemmBuf(buf)
+	buf.small = atLeast(buf.small, 32)
+	out := buf.small[:32]
 	for j := j0; j < j1; j += 4 {
 		rows := min(4, j1-j)
 		for i, x := range xs {
@@ -134,7 +152,7 @@ func gemmSmallT(kern *gemmKernel, xs [][]float32, j0, j1, k int, alpha float32, 
 					_ = b[(row+(step-1))*ldb+k8-1]
 					kern.dot4(k8, &x[0], &b[row*ldb], ldw, &out[0])
 				} else {
-					clear(out[:])
+					clear(out)
 				}
 				for q := range step {
 					var s float32
