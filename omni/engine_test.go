@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/omniflow-go/omniflow/operators/audio"
+	"github.com/omniflow-go/omniflow/operators/tokenize"
 )
 
 // newTestEngine starts an engine that records nothing unless a test
@@ -406,7 +407,7 @@ func TestAudioOutputWAV(t *testing.T) {
 		t.Fatal("silent audio")
 	}
 	var buf bytes.Buffer
-	if err := audio.WriteWAV(&buf, res.Audio, res.SampleRate, audio.PCM16); err != nil {
+	if err := res.WriteWAV(&buf); err != nil {
 		t.Fatal(err)
 	}
 	back, info, err := audio.ReadWAV(&buf)
@@ -566,5 +567,44 @@ func TestClose(t *testing.T) {
 	}
 	if err := e.Close(ctx); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestStopStringHoldBack: text that may begin a stop string is held back
+// until it is known not to, then passed on whole; a stop string cuts the
+// text before it, wherever the token boundaries fall.
+func TestStopStringHoldBack(t *testing.T) {
+	for _, tc := range []struct {
+		stops  []string
+		pieces []string
+		chunks []string // what the caller sees, piece by piece
+		text   string
+		reason string
+	}{
+		{[]string{"END"}, []string{"ab", "cE", "N", "x"}, []string{"ab", "c", "", "ENx"}, "abcENx", "length"},
+		{[]string{"END"}, []string{"ab", "cE", "ND", "zz"}, []string{"ab", "c", ""}, "abc", "stop"},
+		{[]string{"é!", "xy"}, []string{"aé", "b", "é", "!"}, []string{"a", "éb", "", ""}, "aéb", "stop"},
+		{[]string{"xy"}, []string{"héllo", "wx", "y"}, []string{"héllo", "w", ""}, "héllow", "stop"},
+	} {
+		m := newMailbox(true, 0, false)
+		tok, _ := tokenize.NewByteTokenizer()
+		s := &thinkerSeq{r: &request{params: SamplingParams{Stop: tc.stops, MaxTokens: len(tc.pieces)}, out: m}, dec: tokenize.NewStreamDecoder(tok)}
+		var chunks []string
+		for i, p := range tc.pieces {
+			if s.done {
+				break
+			}
+			before := m.res.Text
+			s.emitText(p, []int32{int32(i)})
+			chunks = append(chunks, m.res.Text[len(before):])
+		}
+		if !s.done {
+			s.finishText("length", true)
+			chunks[len(chunks)-1] += m.res.Text[len(strings.Join(chunks, "")):]
+		}
+		if m.res.Text != tc.text || s.reason != tc.reason || !slices.Equal(chunks, tc.chunks) {
+			t.Errorf("stops %q, pieces %q: text %q (%s) in chunks %q, want %q (%s) in %q",
+				tc.stops, tc.pieces, m.res.Text, s.reason, chunks, tc.text, tc.reason, tc.chunks)
+		}
 	}
 }

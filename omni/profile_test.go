@@ -239,8 +239,8 @@ func TestStopProfileDuringRequests(t *testing.T) {
 	for done.Load() < 3 {
 		time.Sleep(time.Millisecond)
 	}
-	res, err := e.StopProfile(ctx)
 	finishedAtStop := done.Load()
+	res, err := e.StopProfile(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestWaitingStageRecordsNothing(t *testing.T) {
 	if _, err := e.Generate(ctx, []Prompt{{Text: "before"}}, greedy(4)); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond) // the loops reach their waits
+	time.Sleep(50 * time.Millisecond) // the loops reach their waits
 	idleFrom := profiler.Now()
 	time.Sleep(150 * time.Millisecond)
 	idleTo := profiler.Now()

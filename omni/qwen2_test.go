@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/omniflow-go/omniflow/operators/nn"
+	"github.com/omniflow-go/omniflow/operators/tokenize"
 	"github.com/omniflow-go/omniflow/tensor"
 	"github.com/omniflow-go/omniflow/tensor/safetensors"
 )
@@ -553,5 +554,76 @@ func TestRowGroups(t *testing.T) {
 		if got := rowGroups(tc.segs); !slices.Equal(got, tc.want) {
 			t.Errorf("rowGroups(%v) = %v, want %v", tc.segs, got, tc.want)
 		}
+	}
+}
+
+// writeTokenizerJSON writes a byte-level BPE tokenizer.json: the 256 byte
+// symbols, two merges ("h e", "he llo" needs "l l"... kept small), and
+// the Qwen2.5-Omni chat template's special tokens.
+func writeTokenizerJSON(t *testing.T, dir string) {
+	t.Helper()
+	vocab := map[string]int{}
+	for b := range 256 {
+		vocab[string(tokenize.ByteToRune(byte(b)))] = b
+	}
+	merges := []string{"h e", "l l", "he ll", "hell o"}
+	for i, m := range merges {
+		vocab[strings.ReplaceAll(m, " ", "")] = 256 + i
+	}
+	var added []map[string]any
+	for i, s := range []string{"<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|audio_eos|>", "<|AUDIO|>", "<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>"} {
+		added = append(added, map[string]any{"id": 260 + i, "content": s, "special": true, "lstrip": false, "rstrip": false, "single_word": false, "normalized": false})
+	}
+	file := map[string]any{
+		"version": "1.0", "added_tokens": added, "normalizer": nil,
+		"pre_tokenizer": map[string]any{"type": "Sequence", "pretokenizers": []any{
+			map[string]any{"type": "Split", "pattern": map[string]any{"Regex": tokenize.Qwen2Pattern}, "behavior": "Isolated", "invert": false},
+			map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false},
+		}},
+		"decoder": map[string]any{"type": "ByteLevel"},
+		"model": map[string]any{"type": "BPE", "dropout": nil, "unk_token": nil, "continuing_subword_prefix": "",
+			"end_of_word_suffix": "", "fuse_unk": false, "byte_fallback": false, "vocab": vocab, "merges": merges},
+	}
+	data, err := json.Marshal(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEngineUsesCheckpointTokenizer: a tokenizer.json beside the weights
+// is the engine's tokenizer: prompts are its BPE ids (the chat template's
+// special tokens included) and the output decodes through it.
+func TestEngineUsesCheckpointTokenizer(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	writeQwen2(t, dir, tinyQwen2(false), 5)
+	writeTokenizerJSON(t, dir)
+	e, err := New(ctx, Config{CheckpointDir: dir, Profiler: noProfiler(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(ctx)
+	tok := e.Tokenizer()
+	if _, ok := tok.(*tokenize.BPE); !ok || tok.VocabSize() != 270 {
+		t.Fatalf("tokenizer %T with %d ids", tok, tok.VocabSize())
+	}
+	if ids, _ := tok.Encode("hello"); !slices.Equal(ids, []int32{259}) {
+		t.Fatalf("hello encodes to %v", ids)
+	}
+	res, err := e.Generate(ctx, []Prompt{{Text: "hello", System: "Be brief."}}, SamplingParams{MaxTokens: 6, IgnoreEOS: true, Audio: AudioParams{Disabled: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, _ := tokenize.RenderChat([]tokenize.Message{{Role: "user", Parts: []tokenize.Part{tokenize.TextPart("hello")}}},
+		tokenize.ChatOptions{System: "Be brief.", AddGenerationPrompt: true})
+	want, _ := tok.Encode(text)
+	if res[0].PromptTokens != len(want) {
+		t.Errorf("%d prompt tokens, the template encodes to %d", res[0].PromptTokens, len(want))
+	}
+	if dec, _ := tok.Decode(res[0].TokenIDs); dec != res[0].Text || len(res[0].TokenIDs) != 6 {
+		t.Errorf("text %q, tokens %v decode to %q", res[0].Text, res[0].TokenIDs, dec)
 	}
 }

@@ -69,6 +69,14 @@ func (r Result) AudioDuration() time.Duration {
 	return time.Duration(float64(len(r.Audio)) / float64(r.SampleRate) * float64(time.Second))
 }
 
+// WriteWAV writes the speech as a 16-bit PCM WAV file at SampleRate.
+func (r Result) WriteWAV(w io.Writer) error {
+	if r.SampleRate == 0 {
+		return fmt.Errorf("omni: request %s has no audio (audio disabled)", r.ID)
+	}
+	return audio.WriteWAV(w, r.Audio, r.SampleRate, audio.PCM16)
+}
+
 // Chunk is a piece of a streamed result: text as the thinker produces it,
 // or audio as the vocoder decodes it (one chunk of ChunkFrames codec
 // frames). Exactly one of Text/TokenIDs and Audio is set.

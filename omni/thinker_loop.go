@@ -321,7 +321,7 @@ func (s *thinkerSeq) emitText(piece string, ids []int32) {
 		}
 	}
 	emit := len(s.pending) - hold
-	for emit > 0 && !utf8.RuneStart(s.pending[emit]) && emit < len(s.pending) {
+	for emit > 0 && emit < len(s.pending) && !utf8.RuneStart(s.pending[emit]) {
 		emit--
 	}
 	s.r.out.text(s.pending[:emit], ids)

@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/omniflow-go/omniflow/omni"
-	"github.com/omniflow-go/omniflow/operators/audio"
 	"github.com/omniflow-go/omniflow/profiler"
 )
 
@@ -140,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	wav := filepath.Join(*outDir, "output.wav")
-	if err := writeWAV(wav, res.Audio, res.SampleRate); err != nil {
+	if err := writeWAV(wav, res); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "text: %d prompt tokens, %d generated (%s), first token after %v\n",
@@ -165,12 +164,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return eng.Close(ctx)
 }
 
-func writeWAV(path string, pcm []float32, rate int) error {
+func writeWAV(path string, res omni.Result) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := audio.WriteWAV(f, pcm, rate, audio.PCM16); err != nil {
+	if err := res.WriteWAV(f); err != nil {
 		f.Close()
 		return err
 	}
