@@ -122,6 +122,13 @@ type gemmKernel struct {
 	// Σ_p coef[p]·b[p·ldb:] to c, 32 columns at a time.
 	dot4   func(k int, x, w *float32, ldw int, out *float32)
 	axpy32 func(kb int, coef, b *float32, ldb int, c *float32, strips int)
+	// The same for two rows of A and C at once, sharing the loads of B,
+	// with the same arithmetic for each row as dot4 and axpy32 (so that a
+	// row's result does not depend on the rows beside it): dot4x2 leaves
+	// the sums of x row q with w row r in out[8(4q+r):], axpy32x2 takes
+	// coef[2p+r] for C row r.
+	dot4x2   func(k int, x *float32, ldx int, w *float32, ldw int, out *float32)
+	axpy32x2 func(kb int, coef, b *float32, ldb int, c *float32, ldc int, strips int)
 	// Cache blocking, in elements (see gemm_amd64.go for how they were
 	// chosen): kc is the depth of the packed panels, nc the width of the
 	// packed block of B that stays in L2, mc the height of the packed

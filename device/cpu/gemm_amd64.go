@@ -27,10 +27,12 @@ var avx512Gemm = &gemmKernel{
 	name: "avx512",
 	mr:   12, nr: 32,
 	kc: 384, nc: 480, mc: 3072,
-	fn:      sgemmKernelAVX512,
-	asmPack: true,
-	dot4:    sdot4AVX2,
-	axpy32:  saxpy32AVX2,
+	fn:       sgemmKernelAVX512,
+	asmPack:  true,
+	dot4:     sdot4AVX2,
+	axpy32:   saxpy32AVX2,
+	dot4x2:   sdot4x2AVX2,
+	axpy32x2: saxpy32x2AVX2,
 }
 
 // AVX2 kernel: a 6×16 tile in 12 ymm accumulators, 2 ymm for B̃ and 2 for
@@ -41,10 +43,12 @@ var avx2Gemm = &gemmKernel{
 	name: "avx2",
 	mr:   6, nr: 16,
 	kc: 256, nc: 768, mc: 3072,
-	fn:      sgemmKernelAVX2,
-	asmPack: true,
-	dot4:    sdot4AVX2,
-	axpy32:  saxpy32AVX2,
+	fn:       sgemmKernelAVX2,
+	asmPack:  true,
+	dot4:     sdot4AVX2,
+	axpy32:   saxpy32AVX2,
+	dot4x2:   sdot4x2AVX2,
+	axpy32x2: saxpy32x2AVX2,
 }
 
 //go:noescape
@@ -55,6 +59,12 @@ func sdot4AVX2(k int, x, w *float32, ldw int, out *float32)
 
 //go:noescape
 func saxpy32AVX2(kb int, coef, b *float32, ldb int, c *float32, strips int)
+
+//go:noescape
+func sdot4x2AVX2(k int, x *float32, ldx int, w *float32, ldw int, out *float32)
+
+//go:noescape
+func saxpy32x2AVX2(kb int, coef, b *float32, ldb int, c *float32, ldc int, strips int)
 
 //go:noescape
 func packCols4AVX2(dst *float32, w int, src *float32, lds int, blocks int)

@@ -377,8 +377,9 @@ pack4_loop:
 // func sdot4AVX2(k int, x, w *float32, ldw int, out *float32)
 // Four dot products of x with rows w, w+ldw, w+2·ldw, w+3·ldw over k
 // values (k a multiple of 8), left as 8 partial sums each in
-// out[8r : 8r+8], for the caller to add up. Two accumulators per row hide
-// the FMA latency; the W rows stream from memory.
+// out[8r : 8r+8], for the caller to add up. One accumulator per row, so
+// that sdot4x2AVX2 does the same arithmetic for each of its rows; the W
+// rows stream from memory, so four FMA chains are not the limit.
 TEXT ·sdot4AVX2(SB), NOSPLIT, $0-40
 	MOVQ k+0(FP), CX
 	MOVQ x+8(FP), SI
@@ -393,51 +394,91 @@ TEXT ·sdot4AVX2(SB), NOSPLIT, $0-40
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
 	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	MOVQ CX, BX
-	SHRQ $4, BX
-	JZ   dot4_tail
+	SHRQ $3, CX
+	JZ   dot4_done
 
 dot4_loop:
 	VMOVUPS     (SI), Y8
-	VMOVUPS     32(SI), Y9
 	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS 32(DI), Y9, Y4
 	VFMADD231PS (R9), Y8, Y1
-	VFMADD231PS 32(R9), Y9, Y5
 	VFMADD231PS (R10), Y8, Y2
-	VFMADD231PS 32(R10), Y9, Y6
 	VFMADD231PS (R11), Y8, Y3
-	VFMADD231PS 32(R11), Y9, Y7
-	ADDQ        $64, SI
-	ADDQ        $64, DI
-	ADDQ        $64, R9
-	ADDQ        $64, R10
-	ADDQ        $64, R11
-	DECQ        BX
+	ADDQ        $32, SI
+	ADDQ        $32, DI
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	DECQ        CX
 	JNZ         dot4_loop
 
-dot4_tail:
-	TESTQ       $8, CX
-	JZ          dot4_done
-	VMOVUPS     (SI), Y8
-	VFMADD231PS (DI), Y8, Y0
-	VFMADD231PS (R9), Y8, Y1
-	VFMADD231PS (R10), Y8, Y2
-	VFMADD231PS (R11), Y8, Y3
-
 dot4_done:
-	VADDPS  Y4, Y0, Y0
-	VADDPS  Y5, Y1, Y1
-	VADDPS  Y6, Y2, Y2
-	VADDPS  Y7, Y3, Y3
 	VMOVUPS Y0, (DX)
 	VMOVUPS Y1, 32(DX)
 	VMOVUPS Y2, 64(DX)
 	VMOVUPS Y3, 96(DX)
+	VZEROUPPER
+	RET
+
+// func sdot4x2AVX2(k int, x *float32, ldx int, w *float32, ldw int, out *float32)
+// sdot4AVX2 for two rows of x at once (x and x+ldx), sharing the loads of
+// w: the partial sums of x row q with w row r go to out[8(4q+r) : +8].
+TEXT ·sdot4x2AVX2(SB), NOSPLIT, $0-48
+	MOVQ k+0(FP), CX
+	MOVQ x+8(FP), SI
+	MOVQ ldx+16(FP), R12
+	SHLQ $2, R12
+	MOVQ w+24(FP), DI
+	MOVQ ldw+32(FP), R8
+	SHLQ $2, R8
+	MOVQ out+40(FP), DX
+	LEAQ (SI)(R12*1), R12
+	LEAQ (DI)(R8*1), R9
+	LEAQ (DI)(R8*2), R10
+	LEAQ (R9)(R8*2), R11
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	SHRQ $3, CX
+	JZ   dot4x2_done
+
+dot4x2_loop:
+	VMOVUPS     (SI), Y8
+	VMOVUPS     (R12), Y9
+	VMOVUPS     (DI), Y10
+	VMOVUPS     (R9), Y11
+	VMOVUPS     (R10), Y12
+	VMOVUPS     (R11), Y13
+	VFMADD231PS Y10, Y8, Y0
+	VFMADD231PS Y11, Y8, Y1
+	VFMADD231PS Y12, Y8, Y2
+	VFMADD231PS Y13, Y8, Y3
+	VFMADD231PS Y10, Y9, Y4
+	VFMADD231PS Y11, Y9, Y5
+	VFMADD231PS Y12, Y9, Y6
+	VFMADD231PS Y13, Y9, Y7
+	ADDQ        $32, SI
+	ADDQ        $32, R12
+	ADDQ        $32, DI
+	ADDQ        $32, R9
+	ADDQ        $32, R10
+	ADDQ        $32, R11
+	DECQ        CX
+	JNZ         dot4x2_loop
+
+dot4x2_done:
+	VMOVUPS Y0, (DX)
+	VMOVUPS Y1, 32(DX)
+	VMOVUPS Y2, 64(DX)
+	VMOVUPS Y3, 96(DX)
+	VMOVUPS Y4, 128(DX)
+	VMOVUPS Y5, 160(DX)
+	VMOVUPS Y6, 192(DX)
+	VMOVUPS Y7, 224(DX)
 	VZEROUPPER
 	RET
 
@@ -481,5 +522,68 @@ axpy32_row:
 	ADDQ         $128, DI
 	DECQ         R9
 	JNZ          axpy32_strip
+	VZEROUPPER
+	RET
+
+// func saxpy32x2AVX2(kb int, coef, b *float32, ldb int, c *float32, ldc int, strips int)
+// saxpy32AVX2 for two rows of C at once, sharing the loads of b:
+// c[r·ldc + 32s : +32] += Σ_{p<kb} coef[2p+r] · b[p·ldb + 32s : +32], r < 2.
+// Eight independent accumulators keep both FMA pipes busy.
+TEXT ·saxpy32x2AVX2(SB), NOSPLIT, $0-56
+	MOVQ kb+0(FP), CX
+	MOVQ coef+8(FP), SI
+	MOVQ b+16(FP), DI
+	MOVQ ldb+24(FP), R8
+	SHLQ $2, R8
+	MOVQ c+32(FP), DX
+	MOVQ ldc+40(FP), R12
+	SHLQ $2, R12
+	MOVQ strips+48(FP), R9
+
+axpy32x2_strip:
+	LEAQ    (DX)(R12*1), R13
+	VMOVUPS (DX), Y0
+	VMOVUPS 32(DX), Y1
+	VMOVUPS 64(DX), Y2
+	VMOVUPS 96(DX), Y3
+	VMOVUPS (R13), Y4
+	VMOVUPS 32(R13), Y5
+	VMOVUPS 64(R13), Y6
+	VMOVUPS 96(R13), Y7
+	MOVQ    SI, R10
+	MOVQ    DI, R11
+	MOVQ    CX, BX
+
+axpy32x2_row:
+	VMOVUPS      (R11), Y8
+	VMOVUPS      32(R11), Y9
+	VMOVUPS      64(R11), Y10
+	VMOVUPS      96(R11), Y11
+	VBROADCASTSS (R10), Y12
+	VBROADCASTSS 4(R10), Y13
+	VFMADD231PS  Y8, Y12, Y0
+	VFMADD231PS  Y9, Y12, Y1
+	VFMADD231PS  Y10, Y12, Y2
+	VFMADD231PS  Y11, Y12, Y3
+	VFMADD231PS  Y8, Y13, Y4
+	VFMADD231PS  Y9, Y13, Y5
+	VFMADD231PS  Y10, Y13, Y6
+	VFMADD231PS  Y11, Y13, Y7
+	ADDQ         $8, R10
+	ADDQ         R8, R11
+	DECQ         BX
+	JNZ          axpy32x2_row
+	VMOVUPS      Y0, (DX)
+	VMOVUPS      Y1, 32(DX)
+	VMOVUPS      Y2, 64(DX)
+	VMOVUPS      Y3, 96(DX)
+	VMOVUPS      Y4, (R13)
+	VMOVUPS      Y5, 32(R13)
+	VMOVUPS      Y6, 64(R13)
+	VMOVUPS      Y7, 96(R13)
+	ADDQ         $128, DX
+	ADDQ         $128, DI
+	DECQ         R9
+	JNZ          axpy32x2_strip
 	VZEROUPPER
 	RET

@@ -29,7 +29,7 @@ const (
 
 // gemmUseSmall says whether the small-m path runs the product.
 func gemmUseSmall(kern *gemmKernel, m int) bool {
-	return m <= gemmSmallMaxM && kern.dot4 != nil && kern.axpy32 != nil
+	return m <= gemmSmallMaxM && kern.dot4 != nil && kern.axpy32 != nil && kern.dot4x2 != nil && kern.axpy32x2 != nil
 }
 
 func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
@@ -47,99 +47,115 @@ func gemmSmall(kern *gemmKernel, threads int, transA, transB bool, m, n, k int, 
 		})
 		return
 	}
-	// The rows of op(A), contiguous: gathered once when A is transposed.
-	var xsArr [gemmSmallMaxM][]float32 // (escapes: one small allocation a call)
-	xs := xsArr[:m]
-	var buf *gemmBuf
+	// The rows of op(A), contiguous, ldx apart: gathered once when A is
+	// transposed.
+	x, ldx := a, lda
 	if transA {
-		buf = getGemmBuf()
+		buf := getGemmBuf()
 		defer putGemmBuf(buf)
 		buf.a = atLeast(buf.a, m*k)
-	}
-	for i := range m {
-		if transA {
-			x := buf.a[i*k : i*k+k]
-			for p := range x {
-				x[p] = a[p*lda+i]
+		x, ldx = buf.a[:m*k], k
+		for i := range m {
+			xi := x[i*k : i*k+k]
+			for p := range xi {
+				xi[p] = a[p*lda+i]
 			}
-			xs[i] = x
-		} else {
-			xs[i] = a[i*lda : i*lda+k]
 		}
 	}
 	if threads == 1 {
-		gemmSmallT(kern, xs, 0, n, k, alpha, b, ldb, c, ldc)
+		gemmSmallT(kern, m, x, ldx, 0, n, k, alpha, b, ldb, c, ldc)
 		return
 	}
 	units := (n + 3) / 4
 	ParallelFor(threads, units, 1, func(lo, hi int) {
-		gemmSmallT(kern, xs, lo*4, min(hi*4, n), k, alpha, b, ldb, c, ldc)
+		gemmSmallT(kern, m, x, ldx, lo*4, min(hi*4, n), k, alpha, b, ldb, c, ldc)
 	})
 }
 
-// gemmSmallN adds alpha·op(A)·B to columns [j0, j1) of C, B stored k×n.
-// It takes gemmSmallKB rows of B at a time across all the columns: each
-// row is read from start to end, gemmSmallKB streams at once, few enough
-// for the hardware prefetchers to follow (8 rows: 26 GB/s at m = 1; 16
-// rows: 21; 32 rows: 14; 256 rows by 256 columns: 8).
+// gemmSmallN adds alpha·op(A)·B to columns [j0, j1) of C, B stored k×n,
+// two rows of C at a time. It takes gemmSmallKB rows of B at a time across
+// all the columns: each row is read from start to end, gemmSmallKB streams
+// at once, few enough for the hardware prefetchers to follow (8 rows: 26
+// GB/s at m = 1; 16 rows: 21; 32 rows: 14; 256 rows by 256 columns: 8).
 func gemmSmallN(kern *gemmKernel, transA bool, m, j0, j1, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	const kbMax = gemmSmallKB
 	// Scratch from the pool: arrays on the stack would escape to the heap,
 	// as the routines are called through a func value.
 	buf := getGemmBuf()
 	defer putGemmBuf(buf)
-	buf.small = atLeast(buf.small, gemmSmallKB+gemmSmallKB*32+32)
-	coef := buf.small[:gemmSmallKB]
-	bt := buf.small[gemmSmallKB : gemmSmallKB+gemmSmallKB*32] // a ragged strip of B, zero-padded
-	ct := buf.small[gemmSmallKB+gemmSmallKB*32:][:32]         // and of C
+	buf.small = atLeast(buf.small, 2*kbMax+32*kbMax+64)
+	coef := buf.small[:2*kbMax]                 // alpha·A, interleaved by row
+	bt := buf.small[2*kbMax : 2*kbMax+32*kbMax] // the ragged strip of B, zero-padded
+	ct := buf.small[2*kbMax+32*kbMax:][:64]     // and of two rows of C
 	clear(bt)
 	cols := j1 - j0
 	strips := cols / 32
-	for pc := 0; pc < k; pc += gemmSmallKB {
-		kb := min(gemmSmallKB, k-pc)
-		for i := range m {
+	rem := cols - 32*strips
+	jr := j0 + 32*strips
+	for pc := 0; pc < k; pc += kbMax {
+		kb := min(kbMax, k-pc)
+		if rem > 0 {
+			// The last columns go through a zero-padded strip, so that
+			// every column gets the same arithmetic (fused multiply-adds in
+			// the same order) wherever it falls: callers that split n into
+			// chunks (a streaming convolution) get bit-identical results.
 			for p := range kb {
-				if transA {
-					coef[p] = alpha * a[(pc+p)*lda+i]
-				} else {
-					coef[p] = alpha * a[i*lda+pc+p]
+				copy(bt[p*32:p*32+rem], b[(pc+p)*ldb+jr:(pc+p)*ldb+jr+rem])
+			}
+		}
+		for i := 0; i < m; {
+			rows := min(2, m-i)
+			for p := range kb {
+				for r := range rows {
+					if transA {
+						coef[rows*p+r] = alpha * a[(pc+p)*lda+i+r]
+					} else {
+						coef[rows*p+r] = alpha * a[(i+r)*lda+pc+p]
+					}
 				}
 			}
-			crow := c[i*ldc+j0 : i*ldc+j1]
+			ci := i*ldc + j0
 			if strips > 0 {
 				// The assembly reads b[(pc+p)·ldb + j0 + j] for p < kb,
-				// j < 32·strips, and writes crow[:32·strips].
+				// j < 32·strips, and writes those columns of rows i, i+rows-1.
 				_ = b[(pc+kb-1)*ldb+j0+32*strips-1]
-				kern.axpy32(kb, &coef[0], &b[pc*ldb+j0], ldb, &crow[0], strips)
-			}
-			if rem := cols - 32*strips; rem > 0 {
-				// The last columns go through a zero-padded strip, so
-				// that every column gets the same arithmetic (fused
-				// multiply-adds in the same order) wherever it falls:
-				// callers that split n into chunks (a streaming
-				// convolution) get bit-identical results.
-				j := j0 + 32*strips
-				for p := range kb {
-					copy(bt[p*32:p*32+rem], b[(pc+p)*ldb+j:(pc+p)*ldb+j+rem])
+				_ = c[ci+(rows-1)*ldc+32*strips-1]
+				if rows == 2 {
+					kern.axpy32x2(kb, &coef[0], &b[pc*ldb+j0], ldb, &c[ci], ldc, strips)
+				} else {
+					kern.axpy32(kb, &coef[0], &b[pc*ldb+j0], ldb, &c[ci], strips)
 				}
-				copy(ct[:rem], crow[32*strips:])
-				kern.axpy32(kb, &coef[0], &bt[0], 32, &ct[0], 1)
-				copy(crow[32*strips:], ct[:rem])
 			}
+			if rem > 0 {
+				for r := range rows {
+					copy(ct[32*r:32*r+rem], c[ci+r*ldc+32*strips:])
+				}
+				if rows == 2 {
+					kern.axpy32x2(kb, &coef[0], &bt[0], 32, &ct[0], 32, 1)
+				} else {
+					kern.axpy32(kb, &coef[0], &bt[0], 32, &ct[0], 1)
+				}
+				for r := range rows {
+					copy(c[ci+r*ldc+32*strips:ci+r*ldc+cols], ct[32*r:32*r+rem])
+				}
+			}
+			i += rows
 		}
 	}
 }
 
-// gemmSmallT adds alpha·X·Wᵀ to columns [j0, j1) of C, where X's rows are
-// xs and W = b is stored n×k.
-func gemmSmallT(kern *gemmKernel, xs [][]float32, j0, j1, k int, alpha float32, b []float32, ldb int, c []float32, ldc int) {
+// gemmSmallT adds alpha·X·Wᵀ to columns [j0, j1) of C, where X is m rows
+// of k values, ldx apart, and W = b is stored n×k; two rows of X at a time.
+func gemmSmallT(kern *gemmKernel, m int, x []float32, ldx, j0, j1, k int, alpha float32, b []float32, ldb int, c []float32, ldc int) {
 	k8 := k &^ 7
 	buf := getGemmBuf()
 	defer putGemmBuf(buf)
-	buf.small = atLeast(buf.small, 32)
-	out := buf.small[:32]
+	buf.small = atLeast(buf.small, 64)
+	out := buf.small[:64]
 	for j := j0; j < j1; j += 4 {
 		rows := min(4, j1-j)
-		for i, x := range xs {
+		for i := 0; i < m; {
+			nx := min(2, m-i)
 			for r := 0; r < rows; {
 				// Four rows of W at once; past the last whole group, one
 				// row at a time (ldw = 0 reads that row four times).
@@ -149,24 +165,33 @@ func gemmSmallT(kern *gemmKernel, xs [][]float32, j0, j1, k int, alpha float32, 
 				}
 				row := j + r
 				if k8 > 0 {
-					_ = b[(row+(step-1))*ldb+k8-1]
-					kern.dot4(k8, &x[0], &b[row*ldb], ldw, &out[0])
+					_ = b[(row+step-1)*ldb+k8-1]
+					_ = x[(i+nx-1)*ldx+k8-1]
+					if nx == 2 {
+						kern.dot4x2(k8, &x[i*ldx], ldx, &b[row*ldb], ldw, &out[0])
+					} else {
+						kern.dot4(k8, &x[i*ldx], &b[row*ldb], ldw, &out[0])
+					}
 				} else {
 					clear(out)
 				}
-				for q := range step {
-					var s float32
-					for _, v := range out[8*q : 8*q+8] {
-						s += v
+				for q := range nx {
+					xq := x[(i+q)*ldx : (i+q)*ldx+k]
+					for t := range step {
+						var s float32
+						for _, v := range out[8*(4*q+t) : 8*(4*q+t)+8] {
+							s += v
+						}
+						w := b[(row+t)*ldb : (row+t)*ldb+k]
+						for p := k8; p < k; p++ {
+							s += xq[p] * w[p]
+						}
+						c[(i+q)*ldc+row+t] += alpha * s
 					}
-					w := b[(row+q)*ldb : (row+q)*ldb+k]
-					for p := k8; p < k; p++ {
-						s += x[p] * w[p]
-					}
-					c[i*ldc+row+q] += alpha * s
 				}
 				r += step
 			}
+			i += nx
 		}
 	}
 }

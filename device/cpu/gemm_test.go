@@ -528,3 +528,39 @@ func TestSgemmColumnChunks(t *testing.T) {
 		}
 	}
 }
+
+// TestSgemmRowsIndependent checks that within the small-m path a row of C
+// is bit-identical whether computed alone or beside others (up to
+// gemmSmallMaxM rows): callers that batch decode rows rely on it.
+func TestSgemmRowsIndependent(t *testing.T) {
+	for _, kern := range gemmKernels() {
+		if !gemmUseSmall(kern, 1) {
+			continue
+		}
+		for _, transA := range []bool{false, true} {
+			for _, transB := range []bool{false, true} {
+				tc := gemmCase{m: gemmSmallMaxM, n: 70, k: 45, alpha: 0.5, beta: 0, transA: transA, transB: transB}
+				t.Run(fmt.Sprintf("%s/%v", kern.name, tc), func(t *testing.T) {
+					a, lda, b, ldb, _, _ := gemmOperands(tc, 13)
+					for m := 1; m <= gemmSmallMaxM; m++ {
+						got := make([]float32, m*tc.n)
+						sgemm(kern, 1, transA, transB, m, tc.n, tc.k, tc.alpha, a, lda, b, ldb, 0, got, tc.n)
+						for i := range m {
+							aOff := i * lda
+							if transA {
+								aOff = i
+							}
+							alone := make([]float32, tc.n)
+							sgemm(kern, 1, transA, transB, 1, tc.n, tc.k, tc.alpha, a[aOff:], lda, b, ldb, 0, alone, tc.n)
+							for j, v := range alone {
+								if math.Float32bits(v) != math.Float32bits(got[i*tc.n+j]) {
+									t.Fatalf("m=%d: C[%d][%d] = %g, alone %g", m, i, j, got[i*tc.n+j], v)
+								}
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}
