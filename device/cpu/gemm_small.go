@@ -7,20 +7,21 @@ package cpu
 // path streams B in place instead, with two AVX2 routines:
 //
 //   - B transposed (W stored n×k, as torch's Linear stores it): each C
-//     element is a dot product of two contiguous rows; dot4 does four rows
-//     of W against one row of A at a time.
+//     element is a dot product of two contiguous rows; dot4x2 does four
+//     rows of W against two rows of A at a time.
 //   - B as is (W stored k×n): each row of C is a sum of rows of W scaled by
-//     A's values; axpy32 keeps 32 columns of C in registers while it runs
-//     down gemmSmallKB rows of W (see gemmSmallN).
+//     A's values; axpy32x2 keeps 32 columns of two rows of C in registers
+//     while it runs down gemmSmallKB rows of W (see gemmSmallN).
 //
 // Both first set C = beta·C, then add alpha·op(A)·op(B) into it.
 //
 // Measured on Zen 4 (4096×4096 W, filled: untouched pages would all read
 // the zero page from cache), one thread, GB/s of W: m = 1, W k×n: 26
 // (packed path 8; OpenBLAS sgemv 32); m = 1, W n×k: 23 (packed 6; OpenBLAS
-// 25). Each row of A is a pass over W (from L2 after the first), so the
-// cost grows with m: at m = 8 the small-m path still runs at 8 GB/s against
-// the packed path's 5, whose cost hardly changes up to m = mr = 12.
+// 25). Each pair of rows of A is a pass over W (from L2 after the first),
+// so the cost grows with m: at m = 8 the small-m path runs at 11 (W k×n)
+// and 10 (W n×k) GB/s against the packed path's 5, whose cost hardly
+// changes up to m = mr = 12.
 
 const (
 	gemmSmallMaxM = 8
