@@ -46,6 +46,9 @@ func (c *DecoderConfig) defaults() {
 	}
 }
 
+// maxPositions bounds max_position_embeddings.
+const maxPositions = 1 << 20
+
 func (c DecoderConfig) validate(what string) error {
 	switch {
 	case c.Vocab <= 0, c.Hidden <= 0, c.Intermediate <= 0, c.Layers <= 0, c.Heads <= 0, c.MaxPositions <= 0:
@@ -55,6 +58,8 @@ func (c DecoderConfig) validate(what string) error {
 		return fmt.Errorf("omni: %s: %d attention heads do not group over %d kv heads", what, c.Heads, c.KVHeads)
 	case c.HeadDim <= 0 || c.HeadDim%2 != 0:
 		return fmt.Errorf("omni: %s: head dim %d must be positive and even (rotary pairs)", what, c.HeadDim)
+	case c.MaxPositions > maxPositions:
+		return fmt.Errorf("omni: %s: max position embeddings %d above %d (the rotary table is built for all of them)", what, c.MaxPositions, maxPositions)
 	case !(c.RMSEps > 0) || !(c.RopeTheta > 1):
 		return fmt.Errorf("omni: %s: rms_norm_eps %g and rope_theta %g", what, c.RMSEps, c.RopeTheta)
 	}

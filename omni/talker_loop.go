@@ -162,9 +162,14 @@ func assignSlots(order []*talkerSeq, slots []bool) {
 
 // talkerReceive takes one message from the thinker.
 func (e *Engine) talkerReceive(ctx context.Context, m *talkerMsg, seqs map[*request]*talkerSeq, order []*talkerSeq, hand *handoffLanes) []*talkerSeq {
-	now := profiler.Now()
-	hand.emit(e.prof, m.r.id, m.sent, now, profiler.Int("bytes", 4*(len(m.prompt)+len(m.conds))),
-		profiler.Int("text_tokens", len(m.conds)/e.model.Thinker.Hidden), profiler.Bool("done", m.done))
+	// The hand-off span runs from the send to the end of the copy into
+	// the request's state; queue_ms is its wait in the queue.
+	dequeued := profiler.Now()
+	defer func() {
+		hand.emit(e.prof, m.r.id, m.sent, profiler.Now(), profiler.Float64("queue_ms", float64(dequeued-m.sent)/1e6),
+			profiler.Int("bytes", 4*(len(m.prompt)+len(m.conds))), profiler.Int("text_tokens", len(m.conds)/e.model.Thinker.Hidden),
+			profiler.Bool("done", m.done))
+	}()
 	s := seqs[m.r]
 	if m.abort {
 		if s != nil {

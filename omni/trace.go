@@ -41,8 +41,9 @@ func newHandoffLanes(stage int, name string) *handoffLanes {
 	return &handoffLanes{stage: stage, name: name}
 }
 
-// emit records a hand-off of request req that was enqueued at sent and
-// dequeued at recv (profiler clock), if the stage is being recorded.
+// emit records a hand-off of request req that was sent at sent and taken
+// over by the receiving stage at recv (profiler clock), if the stage is
+// being recorded.
 func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, recv int64, attrs ...profiler.Attr) {
 	if !p.Recording(h.stage) {
 		return

@@ -37,8 +37,11 @@ func (e *Engine) vocoderLoop() {
 		act.End(nil)
 	}()
 	receive := func(m *vocoderMsg) {
-		hand.emit(e.prof, m.r.id, m.sent, profiler.Now(), profiler.Int("frames", len(m.codes)),
-			profiler.Int("bytes", 4*len(m.codes)), profiler.Bool("final", m.final))
+		dequeued := profiler.Now()
+		defer func() {
+			hand.emit(e.prof, m.r.id, m.sent, profiler.Now(), profiler.Float64("queue_ms", float64(dequeued-m.sent)/1e6),
+				profiler.Int("frames", len(m.codes)), profiler.Int("bytes", 4*len(m.codes)), profiler.Bool("final", m.final))
+		}()
 		s := seqs[m.r]
 		if m.abort {
 			if s != nil {
