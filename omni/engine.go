@@ -358,7 +358,8 @@ type Stream struct {
 func (s *Stream) ID() string { return s.r.id }
 
 // Next returns the next chunk; io.EOF after the last one; the request's
-// error if it failed.
+// error if it failed. One goroutine at a time reads a stream (different
+// streams are independent).
 func (s *Stream) Next(ctx context.Context) (Chunk, error) {
 	c, err := s.r.out.next(ctx)
 	if err != nil && ctx.Err() == nil {
