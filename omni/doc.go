@@ -54,12 +54,17 @@
 // The engine's profiler (Config.Profiler, or profiler.FromEnv with a
 // Chrome sink) records one session file with a process track per stage
 // ("stage 0: thinker", "stage 1: talker", "stage 2: vocoder"). On each
-// stage, lane 0 holds the loop's activation, which is paused while the
-// loop waits for input (a waiting stage records nothing), and inside it
-// one iteration span per batched forward (thinker.step, talker.step) or
-// vocoder chunk (vocoder.chunk) — the unit VLLM_PROFILER_MAX_ITERS counts
-// — with the batch size and prefill and decode token counts, and below
-// them layers and kernels. Each request's own work in an iteration (its
+// stage, lane 0 holds the loop's work and nothing else: the loop's
+// activation, whose slices (thinker.schedule, ...) are its scheduling —
+// admitting, dropping and handing over requests — and which is paused
+// while the loop waits for input, so a waiting stage records nothing; and
+// between them one iteration span per batched forward (thinker.step,
+// talker.step) or vocoder chunk (vocoder.chunk) — the unit
+// VLLM_PROFILER_MAX_ITERS counts — with the batch size and prefill and
+// decode token counts, and below it layers and kernels. (The iterations
+// are not inside the activation's slices: a slice open at a stop is cut
+// at the stop, and spans still running inside it would then overlap its
+// end.) Each request's own work in an iteration (its
 // prompt embedding and encoders, its sampling, its vocoder chunk) is a
 // span there carrying its id; the first one per stage is an operator
 // slice, which the Chrome sink joins with flow arrows, so each request has

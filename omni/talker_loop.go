@@ -60,7 +60,7 @@ func (e *Engine) runnable(s *talkerSeq) bool {
 
 func (e *Engine) talkerLoop() {
 	defer e.wg.Done()
-	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageTalker, loopLane, loopLaneNames[StageTalker], ""), "talker")
+	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageTalker, loopLane, loopLaneNames[StageTalker], ""), "talker.schedule")
 	seqs := map[*request]*talkerSeq{}
 	var order []*talkerSeq // tracked requests, in arrival order
 	slots := make([]bool, e.cfg.MaxBatch)
@@ -120,12 +120,13 @@ func (e *Engine) talkerLoop() {
 		if len(batch) == 0 {
 			continue
 		}
+		act.Pause() // the step is a span of its own, beside the scheduling slices
 		if err := e.talkerStep(ctx, batch); err != nil {
 			for _, s := range batch {
 				s.failErr = err
 			}
 		}
-		act.Pause()
+		act.Resume()
 		kept = order[:0]
 		for _, s := range order {
 			ok := e.talkerHandOff(ctx, s, act)
@@ -335,6 +336,7 @@ func (e *Engine) sendVocoder(m *vocoderMsg, act *profiler.Activation) bool {
 	default:
 	}
 	act.Pause()
+	defer act.Resume()
 	select {
 	case e.toVocoder <- m:
 		return true

@@ -55,7 +55,7 @@ type submitted struct {
 
 func (e *Engine) thinkerLoop() {
 	defer e.wg.Done()
-	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageThinker, loopLane, loopLaneNames[StageThinker], ""), "thinker")
+	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageThinker, loopLane, loopLaneNames[StageThinker], ""), "thinker.schedule")
 	var active []*thinkerSeq
 	var held *request
 	queue := newHandoffLanes(StageThinker, "request → thinker")
@@ -69,7 +69,7 @@ func (e *Engine) thinkerLoop() {
 		act.End(nil)
 	}()
 	for {
-		act.Pause() // nothing is recorded between iterations
+		act.Pause() // nothing is recorded while the loop waits
 		if len(active) == 0 && held == nil {
 			select { // wait for work, recording nothing
 			case r := <-e.submit:
@@ -122,12 +122,13 @@ func (e *Engine) thinkerLoop() {
 		if len(active) == 0 {
 			continue
 		}
+		act.Pause() // the step is a span of its own, beside the scheduling slices
 		if err := e.thinkerStep(ctx, active); err != nil {
 			for _, s := range active {
 				s.failErr = err
 			}
 		}
-		act.Pause()
+		act.Resume()
 		active = e.thinkerHandOff(ctx, active, act)
 	}
 }
@@ -383,8 +384,8 @@ func (e *Engine) thinkerHandOff(ctx context.Context, active []*thinkerSeq, act *
 }
 
 // sendTalker hands a message to the talker, blocking while its queue is
-// full (back-pressure); the stage's slice is paused meanwhile. It reports
-// false when the engine closes first.
+// full (back-pressure); the scheduling slice is paused meanwhile. It
+// reports false when the engine closes first.
 func (e *Engine) sendTalker(_ context.Context, m *talkerMsg, act *profiler.Activation) bool {
 	m.sent = profiler.Now()
 	select {
@@ -393,6 +394,7 @@ func (e *Engine) sendTalker(_ context.Context, m *talkerMsg, act *profiler.Activ
 	default:
 	}
 	act.Pause()
+	defer act.Resume()
 	select {
 	case e.toTalker <- m:
 		return true

@@ -7,11 +7,12 @@ import (
 	"github.com/omniflow-go/omniflow/profiler"
 )
 
-// Lanes of a stage's track. Lane 0 is the stage loop: its activation
-// (paused while it waits), its iterations, and inside them the layers, the
-// kernels, and each request's own work (its prompt embedding and encoders,
-// its sampling, its vocoder chunk), which carries the request id. Hand-off
-// spans take lanes from handoffLaneBase on.
+// Lanes of a stage's track. Lane 0 is the stage loop: its activation's
+// scheduling slices (paused while it waits and while it iterates), its
+// iterations, and inside them the layers, the kernels, and each request's
+// own work (its prompt embedding and encoders, its sampling, its vocoder
+// chunk), which carries the request id. Hand-off spans take lanes from
+// handoffLaneBase on.
 const (
 	loopLane        = 0
 	handoffLaneBase = 1000
@@ -78,10 +79,13 @@ func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, recv int64, 
 // layers) stays in the iteration, counted once.
 func (e *Engine) requestWork(ctx context.Context, stage int, req string, anchored *bool, name string, f func(context.Context) error, attrs ...profiler.Attr) error {
 	if !*anchored && e.prof.Recording(stage) {
+		// Emitted with its times once done, not entered as an activation:
+		// a profile stopped meanwhile then drops it whole, where an open
+		// activation would be cut at the stop with its spans running on.
 		*anchored = true
-		actx, a := e.prof.Enter(ctx, stageTrack(stage, loopLane, loopLaneNames[stage], req), name, attrs...)
-		err := f(actx)
-		a.End(err)
+		start := profiler.Now()
+		err := f(ctx)
+		e.prof.Emit(stageTrack(stage, loopLane, loopLaneNames[stage], req), profiler.KindOperator, name, start, profiler.Now(), attrs...)
 		return err
 	}
 	if profiler.Recording(ctx) {

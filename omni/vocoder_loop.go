@@ -26,7 +26,7 @@ func (e *Engine) ready(s *vocoderSeq) bool {
 
 func (e *Engine) vocoderLoop() {
 	defer e.wg.Done()
-	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageVocoder, loopLane, loopLaneNames[StageVocoder], ""), "vocoder")
+	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageVocoder, loopLane, loopLaneNames[StageVocoder], ""), "vocoder.schedule")
 	seqs := map[*request]*vocoderSeq{}
 	var order []*vocoderSeq // round robin over requests with chunks ready
 	hand := newHandoffLanes(StageVocoder, "talker → vocoder")
@@ -119,7 +119,10 @@ func (e *Engine) vocoderLoop() {
 		if s == nil {
 			continue
 		}
-		if err := e.vocoderChunk(ctx, s); err != nil {
+		act.Pause() // the chunk is a span of its own, beside the scheduling slices
+		err := e.vocoderChunk(ctx, s)
+		act.Resume()
+		if err != nil {
 			s.r.out.fail(err)
 			delete(seqs, s.r)
 			order = remove(order, s)
