@@ -15,7 +15,6 @@ import (
 // thinkerSeq is the thinker's state for one request.
 type thinkerSeq struct {
 	r        *request
-	enqueued int64 // profiler clock when submitted
 	state    *kvState
 	sampler  *tokenSampler
 	history  []int32 // prompt and output, for the repetition penalty
@@ -45,12 +44,6 @@ type talkerMsg struct {
 	done   bool // the text is complete
 	abort  bool // the thinker dropped the request
 	sent   int64
-}
-
-// submitted is a request with the time it was enqueued.
-type submitted struct {
-	r    *request
-	sent int64
 }
 
 func (e *Engine) thinkerLoop() {
