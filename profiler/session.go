@@ -377,10 +377,16 @@ func (s *session) allIntervals() []Interval {
 	return all
 }
 
+// finalizeHook, when set by a test, runs after new spans stop recording and
+// before the shards close: spans still open may end (and be accepted) there.
+var finalizeHook func()
+
 func (s *session) finalize(ctx context.Context, reason StopReason) {
-	stopMono := Now()
 	stopped := time.Now()
 	s.markClosing()
+	if finalizeHook != nil {
+		finalizeHook()
+	}
 
 	// Close every shard with openMu held, so that an activation ending right
 	// now is either already in a batch or still in s.open (and is written
@@ -397,6 +403,10 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 		sh.buf = nil
 		sh.mu.Unlock()
 	}
+	// The cut is taken once every shard is closed: a span accepted before
+	// that took its end time earlier, so it ends inside the truncated
+	// activation that encloses it; a span ending later is not recorded.
+	stopMono := Now()
 	for a := range s.open {
 		r := a.cur.rec
 		r.End = stopMono
