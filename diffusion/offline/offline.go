@@ -36,15 +36,34 @@ var (
 		Output: "outputs/text_to_image.png", Summary: "generate an image from a prompt (Z-Image-style)"}
 )
 
-// Options change how Main reports; the zero value is what the examples use.
+// Options change how Main reports and where it writes; the zero value is
+// what the examples use.
 type Options struct {
 	// Progress forces the progress bar on (true) or off (false) instead of
 	// drawing it only when stderr is a terminal.
 	Progress *bool
+	// Command is the usage line's command (default
+	// "go run ./examples/offline_inference/<name>").
+	Command string
+	// OutputDir, when set, is where the default --output goes.
+	OutputDir string
+	// ProfileDir is the default --profile_dir when the environment names
+	// none ("" profiles only when it does).
+	ProfileDir string
+}
+
+// profileDir is the default of --profile_dir: the environment's folder,
+// else def.
+func profileDir(ec profiler.EnvConfig, def string) string {
+	if ec.Dir != "" {
+		return ec.Dir
+	}
+	return def
 }
 
 type flags struct {
 	model, prompt, negative, output, image, checkpoint string
+	profileDir                                         string
 	steps, frames, height, width, fps                  int
 	guidance, guidance2, shift, truncation, norm       float64
 	seed, weightSeed                                   uint64
@@ -65,6 +84,11 @@ func Main(ctx context.Context, ex Example, args []string, stdout, stderr io.Writ
 		return err
 	}
 	d := def.Defaults
+	ec, envErr := profiler.ReadEnv(nil) // reported after --help
+	output := ex.Output
+	if o.OutputDir != "" {
+		output = filepath.Join(o.OutputDir, filepath.Base(ex.Output))
+	}
 	var f flags
 	fs := flag.NewFlagSet(ex.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -82,7 +106,8 @@ func Main(ctx context.Context, ex Example, args []string, stdout, stderr io.Writ
 	fs.Float64Var(&f.guidance, "guidance_scale", d.GuidanceScale, gs)
 	fs.Float64Var(&f.shift, "flow_shift", d.Shift, "the sampler's flow shift")
 	fs.Uint64Var(&f.seed, "seed", 42, "noise seed")
-	fs.StringVar(&f.output, "output", ex.Output, "output file ("+filepath.Ext(ex.Output)+")")
+	fs.StringVar(&f.output, "output", output, "output file ("+filepath.Ext(ex.Output)+")")
+	fs.StringVar(&f.profileDir, "profile_dir", profileDir(ec, o.ProfileDir), "profile into a session folder here (default: $VLLM_TORCH_PROFILER_DIR or $OMNIFLOW_PROFILER_DIR; empty: no profile)")
 	fs.StringVar(&f.checkpoint, "checkpoint", "", "directory of <component>.safetensors weights (default: seeded synthetic weights)")
 	fs.Uint64Var(&f.weightSeed, "weight_seed", 0, "seed of the synthetic weights")
 	if ex.Task.Video() {
@@ -96,12 +121,18 @@ func Main(ctx context.Context, ex Example, args []string, stdout, stderr io.Writ
 	if ex.Task == diffusion.ImageToVideo {
 		fs.StringVar(&f.image, "image", "", "conditioning image (PNG or JPEG; default: a built-in test pattern)")
 	}
-	fs.Usage = func() { usage(fs, ex) }
+	fs.Usage = func() { usage(fs, ex, o.Command) }
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &UsageError{err}
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())
+		return &UsageError{fmt.Errorf("unexpected arguments %q (flags start with --)", fs.Args())}
+	}
+	if envErr != nil {
+		return envErr
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
@@ -145,7 +176,8 @@ func Main(ctx context.Context, ex Example, args []string, stdout, stderr io.Writ
 		return fmt.Errorf("%w (flags: --num_inference_steps, --height, --width, --num_frames, --guidance_scale, ...)", err)
 	}
 
-	prof, err := profiler.FromEnv(profiler.WithSink(chrome.New()), profiler.WithName(ex.Name))
+	prof, err := profiler.New(append(ec.Options(), profiler.WithDir(f.profileDir),
+		profiler.WithSink(chrome.New()), profiler.WithName(ex.Name))...)
 	if err != nil {
 		return err
 	}
@@ -246,9 +278,12 @@ func presetsFor(t diffusion.Task) []string {
 	return out
 }
 
-func usage(fs *flag.FlagSet, ex Example) {
+func usage(fs *flag.FlagSet, ex Example, command string) {
 	w := fs.Output()
-	fmt.Fprintf(w, "%s: %s.\n\nUsage: go run ./examples/offline_inference/%s [flags]\n\nFlags:\n", ex.Name, ex.Summary, ex.Name)
+	if command == "" {
+		command = "go run ./examples/offline_inference/" + ex.Name
+	}
+	fmt.Fprintf(w, "%s: %s.\n\nUsage: %s [flags]\n\nFlags:\n", ex.Name, ex.Summary, command)
 	fs.PrintDefaults()
 	fmt.Fprintf(w, "\nUnset size, step, frame, guidance and shift flags take the --model preset's values;\nthe defaults shown are %s's.\n", ex.Preset)
 	fmt.Fprintf(w, "\nPresets for %s (--model):\n", ex.Task)
@@ -265,9 +300,17 @@ func usage(fs *flag.FlagSet, ex Example) {
 The tiny presets run with seeded synthetic weights; the others have the real
 architectures' shapes and need --checkpoint DIR with <component>.safetensors.
 
-Profiling: set VLLM_TORCH_PROFILER_DIR (or OMNIFLOW_PROFILER_DIR) to a folder
-and the run writes a session there (trace.json.gz for Perfetto, manifest.json,
-summary.txt) and prints its path. VLLM_PROFILER_MAX_ITERS=N records the text
-encoder and N denoise steps, then stops by itself.
+Profiling: set VLLM_TORCH_PROFILER_DIR (or OMNIFLOW_PROFILER_DIR, or
+--profile_dir) to a folder and the run writes a session there
+(trace.json.gz for Perfetto, manifest.json, summary.txt) and prints its
+path. VLLM_PROFILER_MAX_ITERS=N records the text encoder and N denoise
+steps, then stops by itself.
 `)
 }
+
+// UsageError is a command line Main could not parse; the caller may exit
+// with status 2 for it.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
