@@ -262,6 +262,21 @@ func TestCancellationStopsRunPromptly(t *testing.T) {
 	}
 }
 
+// A Run whose context is already cancelled fails with the context's error
+// (not with the session's own "closed"), every time.
+func TestRunWithCancelledContext(t *testing.T) {
+	p := chain(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cause := errors.New("caller gave up")
+	cancel(cause)
+	for i := range 50 {
+		_, err := p.Run(ctx, graph.Feeds{"x": 1})
+		if !errors.Is(err, context.Canceled) || errors.Is(err, graph.ErrClosed) {
+			t.Fatalf("run %d: err %v, want context.Canceled", i, err)
+		}
+	}
+}
+
 // TestPipelining proves that a session overlaps requests across stages:
 // stage b holds request 1 until stage a has started request 2, which a
 // sequential engine would never do (the test would time out instead).

@@ -206,6 +206,7 @@ type msg struct {
 // ones before it, and Submit blocks when the pipeline is full.
 type Session struct {
 	plan   *Plan
+	parent context.Context // Serve's
 	ctx    context.Context
 	cancel context.CancelFunc
 	hooks  []Hook
@@ -267,6 +268,7 @@ func (p *Plan) Serve(ctx context.Context) (*Session, error) {
 		}
 		s.opened = append(s.opened, pn.n.op)
 	}
+	s.parent = ctx
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(1)
 	go s.feed()
@@ -351,6 +353,12 @@ func (s *Session) Submit(ctx context.Context, feeds Feeds, opts ...SubmitOption)
 		err = ctx.Err()
 	case <-s.ctx.Done():
 		err = ErrClosed
+		if s.parent.Err() != nil { // the session's own context ended
+			err = fmt.Errorf("graph %q: %w", s.plan.g.name, s.parent.Err())
+		}
+	}
+	if cerr := ctx.Err(); err != nil && cerr != nil { // a caller that gave up hears so, whichever case won
+		err = cerr
 	}
 	s.mu.RUnlock()
 	if err != nil {
