@@ -22,8 +22,11 @@ Subcommands:
   summarize FILE   the per-span table of a Chrome trace (ours or the PyTorch
                    profiler's, .json or .json.gz): calls, total, self, mean,
                    min, max, share of self time, GFLOP/s, GB/s
+  diff BASE NEW    the same table for two traces side by side, joined on
+                   (category, name): a metric in each, its change and ratio,
+                   largest change first
 
-Run 'omniflow trace summarize -h' for its flags.
+Run 'omniflow trace summarize -h' or 'omniflow trace diff -h' for their flags.
 `
 
 // traceMain runs "omniflow trace". Exit codes: 0 done, 1 the work failed
@@ -39,6 +42,8 @@ func traceMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 0
 	case "summarize":
 		return traceSummarize(ctx, args[1:], stdout, stderr)
+	case "diff":
+		return traceDiff(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "omniflow trace: unknown subcommand %q\n\n", args[0])
 	fmt.Fprint(stderr, traceUsageText)
@@ -67,46 +72,76 @@ Examples:
   omniflow trace summarize --sort total --cat kernel --top 10 worker0.pt.trace.json.gz
 `
 
+// tableFlags are the flags of the trace subcommands that print a table.
+type tableFlags struct {
+	top  int
+	cats string
+	json bool
+}
+
+func (f *tableFlags) register(fs *flag.FlagSet) {
+	fs.IntVar(&f.top, "top", 30, "")
+	fs.StringVar(&f.cats, "cat", "", "")
+	fs.BoolVar(&f.json, "json", false, "")
+}
+
+// parseInterspersed parses fs's flags wherever they stand in args and
+// returns the other arguments in order; everything after "--" is one of
+// those. (flag stops at the first argument that is not a flag: parse again
+// after each one, so that flags may follow the files.)
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var files []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(files, rest...), nil
+		}
+		if len(rest) == 0 {
+			return files, nil
+		}
+		files, args = append(files, rest[0]), rest[1:]
+	}
+}
+
+// keepCats returns, in a new slice, the rows whose category is in cats
+// (comma-separated, as --cat takes them); all rows if cats is empty.
+func keepCats(rows []profiler.SummaryRow, cats string) []profiler.SummaryRow {
+	rows = slices.Clone(rows)
+	if cats == "" {
+		return rows
+	}
+	keep := map[string]bool{}
+	for _, c := range strings.Split(cats, ",") {
+		keep[strings.TrimSpace(c)] = true
+	}
+	return slices.DeleteFunc(rows, func(r profiler.SummaryRow) bool { return !keep[r.Cat] })
+}
+
 type summarizeFlags struct {
-	top     int
+	tableFlags
 	sortKey string
-	cats    string
-	json    bool
 }
 
 func traceSummarize(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var f summarizeFlags
 	fs := flag.NewFlagSet("omniflow trace summarize", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // usage and errors are printed below
-	fs.IntVar(&f.top, "top", 30, "")
+	f.register(fs)
 	fs.StringVar(&f.sortKey, "sort", "self", "")
-	fs.StringVar(&f.cats, "cat", "", "")
-	fs.BoolVar(&f.json, "json", false, "")
 	usageErr := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "omniflow trace summarize: "+format+"\n\n", a...)
 		fmt.Fprint(stderr, summarizeUsageText)
 		return 2
 	}
-	// flag stops at the first argument that is not a flag: parse again
-	// after each one, so that flags may follow FILE.
-	var files []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprint(stdout, summarizeUsageText)
-				return 0
-			}
-			return usageErr("%v", err)
-		}
-		rest := fs.Args()
-		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
-			files = append(files, rest...)
-			break
-		}
-		if len(rest) == 0 {
-			break
-		}
-		files, args = append(files, rest[0]), rest[1:]
+	files, err := parseInterspersed(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, summarizeUsageText)
+		return 0
+	} else if err != nil {
+		return usageErr("%v", err)
 	}
 	switch {
 	case len(files) == 0:
@@ -129,14 +164,7 @@ func traceSummarize(ctx context.Context, args []string, stdout, stderr io.Writer
 	}
 	sum := profiler.Summarize(ivs)
 	all := len(sum.Rows)
-	rows := sum.Rows
-	if f.cats != "" {
-		keep := map[string]bool{}
-		for _, c := range strings.Split(f.cats, ",") {
-			keep[strings.TrimSpace(c)] = true
-		}
-		rows = slices.DeleteFunc(slices.Clone(rows), func(r profiler.SummaryRow) bool { return !keep[r.Cat] })
-	}
+	rows := keepCats(sum.Rows, f.cats)
 	slices.SortStableFunc(rows, less)
 	matched := len(rows)
 	if f.top > 0 && len(rows) > f.top {
