@@ -19,7 +19,7 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"trace": {"summarize Chrome trace files (ours or the PyTorch profiler's)", traceMain},
+		"trace": {"summarize or diff Chrome trace files (ours or the PyTorch profiler's)", traceMain},
 		"run":   {"run a pipeline with built-in defaults: outputs and a profile under out/", runMain},
 		"bench": {"time device kernels: GFLOP/s and GB/s per kernel, size and thread count", benchMain},
 	}
