@@ -22,7 +22,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -46,6 +48,8 @@ type Server struct {
 	mux     *http.ServeMux
 	log     *slog.Logger
 	parent  func(requestID, traceparent string)
+	stages  []int             // for a /start_profile that names none
+	meta    map[string]string // under the request's own meta
 	nextID  atomic.Uint64
 	started time.Time
 
@@ -72,6 +76,17 @@ func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.log = l } }
 // traceparent header (when present).
 func WithTraceParent(f func(requestID, traceparent string)) Option {
 	return func(s *Server) { s.parent = f }
+}
+
+// WithProfileDefaults sets what a POST /start_profile gets when its body
+// leaves it out: the stages to record (an engine that knows its stages
+// passes them all, so that with MAX_ITERS the profile waits for every one
+// of them), and metadata for the manifest (the request's own keys win).
+func WithProfileDefaults(stages []int, meta map[string]string) Option {
+	return func(s *Server) {
+		s.stages = slices.Clone(stages)
+		s.meta = maps.Clone(meta)
+	}
 }
 
 // New returns a server controlling prof.
@@ -156,9 +171,17 @@ func (s *Server) startProfile(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "%v", err)
 		return
 	}
+	if len(req.Stages) == 0 {
+		req.Stages = s.stages
+	}
 	opts := []profiler.StartOption{profiler.Stages(req.Stages...)}
 	if req.Name != "" {
 		opts = append(opts, profiler.Name(req.Name))
+	}
+	for k, v := range s.meta {
+		if _, ok := req.Meta[k]; !ok {
+			opts = append(opts, profiler.Meta(k, v))
+		}
 	}
 	for k, v := range req.Meta {
 		opts = append(opts, profiler.Meta(k, v))

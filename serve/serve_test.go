@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -191,6 +192,48 @@ func TestToggleProfilingWhileServing(t *testing.T) {
 	}
 	if code, _, _ := post(t, srv.URL+"/stop_profile", ``); code != 200 {
 		t.Fatal("second stop failed")
+	}
+}
+
+// A /start_profile without stages or meta takes the server's defaults; the
+// request's own values win over them.
+func TestProfileDefaults(t *testing.T) {
+	prof, err := profiler.New(profiler.WithDir(t.TempDir()), profiler.WithSink(chrome.New()))
+	must(t, err)
+	srv := httptest.NewServer(serve.New(prof, serve.WithProfileDefaults([]int{1}, map[string]string{"model": "tiny", "mode": "whole"})))
+	defer srv.Close()
+	manifest := func(start string) profiler.Manifest {
+		t.Helper()
+		if code, body, _ := post(t, srv.URL+"/start_profile", start); code != 200 {
+			t.Fatalf("start %s: %d %s", start, code, body)
+		}
+		code, body, _ := post(t, srv.URL+"/stop_profile", "")
+		var res serve.StopResponse
+		if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
+			t.Fatalf("stop: %d %s", code, body)
+		}
+		b, err := os.ReadFile(res.Files[len(res.Files)-1])
+		must(t, err)
+		var m profiler.Manifest
+		must(t, json.Unmarshal(b, &m))
+		return m
+	}
+	selected := func(m profiler.Manifest) []int {
+		var ids []int
+		for _, st := range m.Stages {
+			if st.Selected {
+				ids = append(ids, st.ID)
+			}
+		}
+		return ids
+	}
+	m := manifest(`{}`)
+	if m.SelectedAll || !slices.Equal(selected(m), []int{1}) || m.Meta["model"] != "tiny" || m.Meta["mode"] != "whole" {
+		t.Errorf("defaults not applied: selected %v (all %v), meta %v", selected(m), m.SelectedAll, m.Meta)
+	}
+	m = manifest(`{"stages":[0,2],"meta":{"mode":"streaming"}}`)
+	if !slices.Equal(selected(m), []int{0, 2}) || m.Meta["model"] != "tiny" || m.Meta["mode"] != "streaming" {
+		t.Errorf("request values lost: selected %v, meta %v", selected(m), m.Meta)
 	}
 }
 

@@ -21,6 +21,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"trace": {"summarize or diff Chrome trace files (ours or the PyTorch profiler's)", traceMain},
 		"run":   {"run a pipeline with built-in defaults: outputs and a profile under out/", runMain},
+		"serve": {"serve the omni engine over HTTP; POST /start_profile and /stop_profile toggle profiling", serveMain},
 		"bench": {"time device kernels: GFLOP/s and GB/s per kernel, size and thread count", benchMain},
 	}
 }

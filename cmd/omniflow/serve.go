@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -133,16 +134,6 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return fail(err)
 	}
 
-	gate := &requestGate{next: serve.New(prof, serve.WithLogger(log),
-		serve.WithEndpoint("POST /v1/generate", serve.OmniGenerate(eng)))}
-	// Requests live under base, cancelled when a drain runs out of time.
-	base, cutOff := context.WithCancel(context.WithoutCancel(ctx))
-	defer cutOff()
-	hs := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		BaseContext: func(net.Listener) context.Context { return base }}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-
 	mode := "whole"
 	if *streaming {
 		mode = "streaming"
@@ -154,6 +145,20 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if *checkpoint != "" {
 		model = *checkpoint
 	}
+	// A /start_profile without stages records all three, so that with
+	// MAX_ITERS it waits for each of them to record its window.
+	defaults := serve.WithProfileDefaults([]int{omni.StageThinker, omni.StageTalker, omni.StageVocoder},
+		map[string]string{"model": model, "handoff": mode, "chunk_frames": strconv.Itoa(*chunk)})
+	gate := &requestGate{next: serve.New(prof, serve.WithLogger(log), defaults,
+		serve.WithEndpoint("POST /v1/generate", serve.OmniGenerate(eng)))}
+	// Requests live under base, cancelled when a drain runs out of time.
+	base, cutOff := context.WithCancel(context.WithoutCancel(ctx))
+	defer cutOff()
+	hs := &http.Server{Handler: gate, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return base }}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
 	url := "http://" + curlHost(ln.Addr())
 	fmt.Fprintf(stdout, "listening on http://%s\n", ln.Addr())
 	fmt.Fprintf(stdout, "engine: %s, %s hand-off, %d-frame vocoder chunks, batches of up to %d; profiles go to %s\n",
