@@ -163,17 +163,9 @@ func benchMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	threadsFlag := fs.String("threads", "", "")
 	minTime := fs.Duration("time", time.Second, "")
 	asJSON := fs.Bool("json", false, "")
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "omniflow bench: "+format+"\n\n", a...)
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		return usageErr("%v", err)
+	usageErr := usageFailer("bench", usage, stderr)
+	if code, done := parseFlags(fs, args, usage, stdout, usageErr); done {
+		return code
 	}
 	if *size != "small" && *size != "medium" && *size != "large" {
 		return usageErr("--size %q: want small, medium or large", *size)

@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -69,4 +71,28 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	fmt.Fprintln(w, "\nRun 'omniflow <command> -h' for a command's flags.")
 	fmt.Fprintln(w, "Set OMNIFLOW_PROFILER_DIR (or VLLM_TORCH_PROFILER_DIR) to profile into that folder.")
+}
+
+// usageFailer returns the function a command calls on a bad command line:
+// it prints "omniflow CMD: message" and the usage to stderr and returns
+// exit status 2.
+func usageFailer(cmd, usage string, stderr io.Writer) func(format string, a ...any) int {
+	return func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "omniflow "+cmd+": "+format+"\n\n", a...)
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+}
+
+// parseFlags parses args into fs. done reports that the command should
+// exit with code: after -h (usage on stdout, 0) or a bad flag (2).
+func parseFlags(fs *flag.FlagSet, args []string, usage string, stdout io.Writer, usageErr func(string, ...any) int) (code int, done bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stdout, usage)
+			return 0, true
+		}
+		return usageErr("%v", err), true
+	}
+	return 0, false
 }

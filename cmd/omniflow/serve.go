@@ -82,17 +82,9 @@ func serveMain(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	maxBatch := fs.Int("max_batch", 8, "")
 	weightsSeed := fs.Uint64("weights_seed", 0, "")
 	profileDir := fs.String("profile_dir", defDir, "")
-	usageErr := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "omniflow serve: "+format+"\n\n", a...)
-		fmt.Fprint(stderr, usage)
-		return 2
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
-			return 0
-		}
-		return usageErr("%v", err)
+	usageErr := usageFailer("serve", usage, stderr)
+	if code, done := parseFlags(fs, args, usage, stdout, usageErr); done {
+		return code
 	}
 	switch {
 	case fs.NArg() > 0:
