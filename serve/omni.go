@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/omniflow-go/omniflow/omni"
+	"github.com/omniflow-go/omniflow/operators/audio"
 )
 
 // maxOmniBody bounds the body of an omni generation request: the prompt
@@ -258,7 +258,7 @@ func streamOmni(ctx context.Context, st *omni.Stream, rate int, withAudio bool, 
 		oc := OmniChunk{Text: c.Text, AudioSamples: len(c.Audio)}
 		if withAudio && len(c.Audio) > 0 {
 			oc.SampleRate = rate
-			oc.AudioPCM16Base64 = base64.StdEncoding.EncodeToString(pcm16(c.Audio))
+			oc.AudioPCM16Base64 = base64.StdEncoding.EncodeToString(audio.AppendPCM16(make([]byte, 0, 2*len(c.Audio)), c.Audio))
 		}
 		if !line(oc) {
 			return
@@ -270,23 +270,4 @@ func streamOmni(ctx context.Context, st *omni.Stream, rate int, withAudio bool, 
 		resp.Error = err.Error()
 	}
 	line(resp)
-}
-
-// pcm16 encodes samples as signed 16-bit little-endian PCM, quantized as
-// audio.WriteWAV does (scaled by 32768, rounded, clipped, NaN as 0).
-func pcm16(samples []float32) []byte {
-	b := make([]byte, 0, 2*len(samples))
-	for _, s := range samples {
-		v := math.Round(float64(s) * (1 << 15))
-		switch {
-		case v != v:
-			v = 0
-		case v > math.MaxInt16:
-			v = math.MaxInt16
-		case v < math.MinInt16:
-			v = math.MinInt16
-		}
-		b = binary.LittleEndian.AppendUint16(b, uint16(int16(v)))
-	}
-	return b
 }

@@ -414,6 +414,15 @@ func WriteWAV(w io.Writer, samples []float32, rate int, enc Encoding) error {
 	return nil
 }
 
+// AppendPCM16 appends samples to b as signed 16-bit little-endian PCM,
+// quantized as WriteWAV's PCM16 does: the data of such a WAV file.
+func AppendPCM16(b []byte, samples []float32) []byte {
+	for _, s := range samples {
+		b = binary.LittleEndian.AppendUint16(b, uint16(quantize16(s)))
+	}
+	return b
+}
+
 func quantize16(s float32) int16 {
 	v := math.Round(float64(s) * (1 << 15))
 	switch {

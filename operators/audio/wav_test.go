@@ -336,3 +336,19 @@ func FuzzReadWAV(f *testing.F) {
 		}
 	})
 }
+
+// AppendPCM16 gives exactly the data chunk of a PCM16 WAV of the same
+// samples (out-of-range and NaN samples included).
+func TestAppendPCM16MatchesWAVData(t *testing.T) {
+	samples := []float32{0, 0.5, -0.5, 1, -1, 1.5, -2, float32(math.NaN()), 1.0 / 32768, -0.99997}
+	var buf bytes.Buffer
+	if err := WriteWAV(&buf, samples, 24000, PCM16); err != nil {
+		t.Fatal(err)
+	}
+	wav := buf.Bytes()
+	data := wav[len(wav)-2*len(samples):]
+	got := AppendPCM16([]byte{0xAA}, samples)
+	if got[0] != 0xAA || !bytes.Equal(got[1:], data) {
+		t.Fatalf("AppendPCM16 % x, WAV data % x", got[1:], data)
+	}
+}
