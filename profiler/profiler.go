@@ -23,6 +23,9 @@ var (
 	ErrNotStarted = errors.New("profiler: no profile is running")
 	// ErrAlreadyStarted is returned by Start while a session is running.
 	ErrAlreadyStarted = errors.New("profiler: a profile is already running")
+	// ErrStage is returned (wrapped) by Start for a stage id that cannot
+	// name a stage.
+	ErrStage = errors.New("profiler: bad stage id")
 )
 
 // StopReason says why a session ended.
@@ -147,7 +150,7 @@ func (p *Profiler) Start(ctx context.Context, opts ...StartOption) error {
 	}
 	for _, id := range sc.stages {
 		if id < 0 || id >= maxStages {
-			return fmt.Errorf("profiler: stage %d out of range [0, %d)", id, maxStages)
+			return fmt.Errorf("%w: stage %d out of range [0, %d)", ErrStage, id, maxStages)
 		}
 	}
 	p.ctl.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -132,8 +133,10 @@ func TestStartStopErrors(t *testing.T) {
 	if _, err := p.Stop(ctx); !errors.Is(err, profiler.ErrNotStarted) {
 		t.Fatalf("second Stop: %v", err)
 	}
-	if err := p.Start(ctx, profiler.Stages(-1)); err == nil {
-		t.Fatal("Start accepted stage -1")
+	for _, id := range []int{-1, 256} {
+		if err := p.Start(ctx, profiler.Stages(0, id)); !errors.Is(err, profiler.ErrStage) || !strings.Contains(err.Error(), fmt.Sprint(id)) {
+			t.Fatalf("Start with stage %d: %v, want ErrStage naming it", id, err)
+		}
 	}
 	if _, err := profiler.New(profiler.WithMaxIters(-1)); err == nil || !strings.Contains(err.Error(), "max iterations") {
 		t.Fatalf("New with negative max iters: %v", err)
