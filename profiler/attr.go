@@ -21,30 +21,51 @@ const (
 )
 
 // Attr is a key and a typed value attached to a span or event. It is a plain
-// 40-byte value: building one never allocates, and records hold attrs inline.
-// Strings and integer lists are referenced through ptr (num is their
-// length), which keeps what they point to alive.
+// 32-byte value of three words: small enough that the compiler builds it in
+// registers, so passing attributes to a span site that records nothing costs
+// almost nothing, and records hold attrs inline. Strings and integer lists
+// are referenced through ptr (the low 56 bits of num are their length, the
+// top byte their type), which keeps what they point to alive; integers,
+// floats and booleans use all of num, and ptr points at their type's tag.
 type Attr struct {
-	Key  string
-	ptr  unsafe.Pointer
-	num  uint64
-	Type AttrType
+	Key string
+	ptr unsafe.Pointer
+	num uint64
+}
+
+// attrTags gives the scalar types an address each: an Attr whose ptr points
+// at attrTags[t] holds a scalar of type t.
+var attrTags [AttrInts + 1]byte
+
+const (
+	lenBits = 56
+	lenMask = 1<<lenBits - 1
+)
+
+// Type returns the type of the attribute's value.
+func (a Attr) Type() AttrType {
+	if d := uintptr(a.ptr) - uintptr(unsafe.Pointer(&attrTags[0])); d < uintptr(len(attrTags)) {
+		return AttrType(d)
+	}
+	return AttrType(a.num >> lenBits)
+}
+
+func scalar(key string, t AttrType, v uint64) Attr {
+	return Attr{Key: key, ptr: unsafe.Pointer(&attrTags[t]), num: v}
 }
 
 // Int returns an integer attribute.
-func Int(key string, v int) Attr { return Attr{Key: key, Type: AttrInt, num: uint64(int64(v))} }
+func Int(key string, v int) Attr { return scalar(key, AttrInt, uint64(int64(v))) }
 
 // Int64 returns an integer attribute.
-func Int64(key string, v int64) Attr { return Attr{Key: key, Type: AttrInt, num: uint64(v)} }
+func Int64(key string, v int64) Attr { return scalar(key, AttrInt, uint64(v)) }
 
 // Float64 returns a floating-point attribute.
-func Float64(key string, v float64) Attr {
-	return Attr{Key: key, Type: AttrFloat, num: math.Float64bits(v)}
-}
+func Float64(key string, v float64) Attr { return scalar(key, AttrFloat, math.Float64bits(v)) }
 
 // String returns a string attribute.
 func String(key, v string) Attr {
-	return Attr{Key: key, Type: AttrString, ptr: unsafe.Pointer(unsafe.StringData(v)), num: uint64(len(v))}
+	return Attr{Key: key, ptr: unsafe.Pointer(unsafe.StringData(v)), num: uint64(len(v))&lenMask | uint64(AttrString)<<lenBits}
 }
 
 // Bool returns a boolean attribute.
@@ -53,19 +74,19 @@ func Bool(key string, v bool) Attr {
 	if v {
 		n = 1
 	}
-	return Attr{Key: key, Type: AttrBool, num: n}
+	return scalar(key, AttrBool, n)
 }
 
 // Ints returns an integer-list attribute, typically a shape. The slice is
 // referenced, not copied: the caller must not modify it afterwards (tensor
 // shapes are immutable, which is what this is for).
 func Ints(key string, v []int) Attr {
-	return Attr{Key: key, Type: AttrInts, ptr: unsafe.Pointer(unsafe.SliceData(v)), num: uint64(len(v))}
+	return Attr{Key: key, ptr: unsafe.Pointer(unsafe.SliceData(v)), num: uint64(len(v))&lenMask | uint64(AttrInts)<<lenBits}
 }
 
 // AsInt returns the integer value (0 for other types).
 func (a Attr) AsInt() int64 {
-	if a.Type == AttrInt || a.Type == AttrBool {
+	if t := a.Type(); t == AttrInt || t == AttrBool {
 		return int64(a.num)
 	}
 	return 0
@@ -73,7 +94,7 @@ func (a Attr) AsInt() int64 {
 
 // AsFloat returns the value as a float64 for numeric attributes.
 func (a Attr) AsFloat() float64 {
-	switch a.Type {
+	switch a.Type() {
 	case AttrFloat:
 		return math.Float64frombits(a.num)
 	case AttrInt, AttrBool:
@@ -84,26 +105,26 @@ func (a Attr) AsFloat() float64 {
 
 // AsString returns the string value ("" for other types).
 func (a Attr) AsString() string {
-	if a.Type != AttrString || a.ptr == nil {
+	if a.Type() != AttrString || a.ptr == nil {
 		return ""
 	}
-	return unsafe.String((*byte)(a.ptr), int(a.num))
+	return unsafe.String((*byte)(a.ptr), int(a.num&lenMask))
 }
 
 // AsBool returns the boolean value.
-func (a Attr) AsBool() bool { return a.Type == AttrBool && a.num != 0 }
+func (a Attr) AsBool() bool { return a.Type() == AttrBool && a.num != 0 }
 
 // AsInts returns the integer-list value.
 func (a Attr) AsInts() []int {
-	if a.Type != AttrInts || a.ptr == nil {
+	if a.Type() != AttrInts || a.ptr == nil {
 		return nil
 	}
-	return unsafe.Slice((*int)(a.ptr), int(a.num))
+	return unsafe.Slice((*int)(a.ptr), int(a.num&lenMask))
 }
 
 // Value returns the value as a Go value (allocates; for sinks, off the hot path).
 func (a Attr) Value() any {
-	switch a.Type {
+	switch a.Type() {
 	case AttrInt:
 		return int64(a.num)
 	case AttrFloat:
@@ -120,7 +141,7 @@ func (a Attr) Value() any {
 
 // AppendJSON appends the value as JSON.
 func (a Attr) AppendJSON(b []byte) []byte {
-	switch a.Type {
+	switch a.Type() {
 	case AttrInt:
 		return strconv.AppendInt(b, int64(a.num), 10)
 	case AttrFloat:
@@ -148,7 +169,7 @@ func (a Attr) AppendJSON(b []byte) []byte {
 
 // String formats the value for humans.
 func (a Attr) String() string {
-	if a.Type == AttrString {
+	if a.Type() == AttrString {
 		return a.Key + "=" + a.AsString()
 	}
 	return a.Key + "=" + string(a.AppendJSON(nil))

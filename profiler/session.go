@@ -80,7 +80,9 @@ type session struct {
 
 	// owned by the exporter goroutine
 	exported   uint64
-	intervals  [][]Interval // blocks of intervalBlock, so growth never copies
+	intervals  [][]spanTime // blocks of intervalBlock, so growth never copies
+	names      map[string]uint32
+	nameList   []string
 	lastStage  int32
 	lastReq    string
 	requests   map[string]struct{}
@@ -115,6 +117,7 @@ func newSession(ctx context.Context, p *Profiler, info SessionInfo, sc startConf
 		requests:   map[string]struct{}{},
 		stageNames: map[int32]string{},
 		stageEvts:  map[int32]uint64{},
+		names:      map[string]uint32{},
 	}
 	initial := stateRecording
 	if s.opts.DelayIters > 0 {
@@ -344,24 +347,42 @@ func (s *session) observe(r *Record) {
 	if !r.Kind.IsSpan() {
 		return
 	}
-	iv := Interval{
-		Track: uint64(uint32(r.Stage))<<32 | uint64(uint32(r.Lane)),
-		Name:  r.Name,
-		Cat:   r.Kind.String(),
-		Start: r.Start,
-		End:   r.End,
+	name, ok := s.names[r.Name]
+	if !ok {
+		name = uint32(len(s.nameList))
+		s.names[r.Name] = name
+		s.nameList = append(s.nameList, r.Name)
+	}
+	iv := spanTime{
+		track: uint64(uint32(r.Stage))<<32 | uint64(uint32(r.Lane)),
+		name:  name,
+		kind:  r.Kind,
+		start: r.Start,
+		end:   r.End,
 	}
 	if a, ok := r.Attr("flops"); ok {
-		iv.Flops = a.AsFloat()
+		iv.flops = a.AsFloat()
 	}
 	if a, ok := r.Attr("bytes"); ok {
-		iv.Bytes = a.AsFloat()
+		iv.bytes = a.AsFloat()
 	}
 	if n := len(s.intervals); n == 0 || len(s.intervals[n-1]) == intervalBlock {
-		s.intervals = append(s.intervals, make([]Interval, 0, intervalBlock))
+		s.intervals = append(s.intervals, make([]spanTime, 0, intervalBlock))
 	}
 	last := &s.intervals[len(s.intervals)-1]
 	*last = append(*last, iv)
+}
+
+// spanTime is what the summary needs of a span, kept by the exporter until
+// the session ends. It holds no pointers (names are indexes into
+// session.nameList), so a long session's blocks cost the garbage collector
+// nothing to scan.
+type spanTime struct {
+	track        uint64
+	start, end   int64
+	flops, bytes float64
+	name         uint32
+	kind         Kind
 }
 
 func (s *session) allIntervals() []Interval {
@@ -371,7 +392,12 @@ func (s *session) allIntervals() []Interval {
 	}
 	all := make([]Interval, 0, n)
 	for _, b := range s.intervals {
-		all = append(all, b...)
+		for _, iv := range b {
+			all = append(all, Interval{
+				Track: iv.track, Name: s.nameList[iv.name], Cat: iv.kind.String(),
+				Start: iv.start, End: iv.end, Flops: iv.flops, Bytes: iv.bytes,
+			})
+		}
 	}
 	s.intervals = nil
 	return all

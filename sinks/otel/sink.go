@@ -393,7 +393,7 @@ func (s *sessionSink) exportTree(r *profiler.Record, parent context.Context) {
 	opts[2] = oteltrace.WithAttributes(s.spanAttrs(r)...)
 	_, span := s.tracer.Start(parent, r.Name, opts...)
 	clear(opts)
-	if a, ok := r.Attr("error"); ok && a.Type == profiler.AttrString {
+	if a, ok := r.Attr("error"); ok && a.Type() == profiler.AttrString {
 		span.SetStatus(codes.Error, a.AsString())
 	}
 	s.n.spans++
@@ -518,7 +518,7 @@ func (s *sessionSink) spanAttrs(r *profiler.Record) []attribute.KeyValue {
 func appendAttrs(kv []attribute.KeyValue, attrs []profiler.Attr) []attribute.KeyValue {
 	for _, a := range attrs {
 		k := attribute.Key(a.Key)
-		switch a.Type {
+		switch a.Type() {
 		case profiler.AttrInt:
 			kv = append(kv, k.Int64(a.AsInt()))
 		case profiler.AttrFloat:
