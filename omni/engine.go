@@ -382,7 +382,8 @@ func (s *Stream) Close() { s.cancel() }
 // StartProfile starts a profiling session over the given stages (all
 // three when none are given: they are selected by id, so that with
 // MAX_ITERS the session stops once each of them has recorded its
-// window).
+// window). An id that names no stage is an error wrapping
+// profiler.ErrStage.
 func (e *Engine) StartProfile(ctx context.Context, stages ...int) error {
 	if len(stages) == 0 {
 		stages = []int{StageThinker, StageTalker, StageVocoder}
@@ -390,7 +391,7 @@ func (e *Engine) StartProfile(ctx context.Context, stages ...int) error {
 	names := ""
 	for i, s := range stages {
 		if s < 0 || s >= len(stageNames) {
-			return fmt.Errorf("omni: stage %d: the stages are 0 (thinker), 1 (talker) and 2 (vocoder)", s)
+			return fmt.Errorf("omni: %w: stage %d does not exist; the stages are 0 (thinker), 1 (talker) and 2 (vocoder)", profiler.ErrStage, s)
 		}
 		if i > 0 {
 			names += ","

@@ -3,6 +3,7 @@ package omni
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -146,8 +147,13 @@ func TestProfileStageSelection(t *testing.T) {
 			t.Errorf("stage %d has %d spans", s, n)
 		}
 	}
-	if err := e.StartProfile(ctx, 3); err == nil {
-		t.Error("stage 3 accepted")
+	for _, bad := range []int{3, -1} {
+		if err := e.StartProfile(ctx, 0, bad); !errors.Is(err, profiler.ErrStage) || !strings.Contains(err.Error(), fmt.Sprintf("stage %d ", bad)) {
+			t.Errorf("stage %d: %v, want an error naming it that wraps profiler.ErrStage", bad, err)
+		}
+	}
+	if e.Profiler().Active() {
+		t.Error("a refused StartProfile started a profile")
 	}
 }
 

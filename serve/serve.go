@@ -3,11 +3,14 @@
 // POST /stop_profile toggle profiling on a running server without a
 // restart — plus /health and /metrics.
 //
-//	srv := serve.New(prof, serve.WithEndpoint("POST /v1/generate", generate))
+//	srv := serve.New(prof, serve.WithStages(0, 1, 2), serve.WithEndpoint("POST /v1/generate", generate))
 //	http.ListenAndServe(":8000", srv)
 //
 //	curl -X POST localhost:8000/start_profile -d '{"stages":[0,2]}'
 //	curl -X POST localhost:8000/stop_profile      # {"dir": ..., "files": [...], ...}
+//
+// A /start_profile naming a stage the pipeline does not have (see
+// WithStages) is refused with a 400 naming it and the stages there are.
 //
 // Stopping a profile never delays or drops a generation in flight: the
 // profiler's Stop is a separate control path. A W3C traceparent header on
@@ -49,6 +52,7 @@ type Server struct {
 	log     *slog.Logger
 	parent  func(requestID, traceparent string)
 	stages  []int             // for a /start_profile that names none
+	valid   []int             // the pipeline's stages (nil: any the profiler takes)
 	meta    map[string]string // under the request's own meta
 	nextID  atomic.Uint64
 	started time.Time
@@ -82,11 +86,22 @@ func WithTraceParent(f func(requestID, traceparent string)) Option {
 // leaves it out: the stages to record (an engine that knows its stages
 // passes them all, so that with MAX_ITERS the profile waits for every one
 // of them), and metadata for the manifest (the request's own keys win).
+// Without WithStages, these stages are also the only ones a
+// /start_profile may name.
 func WithProfileDefaults(stages []int, meta map[string]string) Option {
 	return func(s *Server) {
 		s.stages = slices.Clone(stages)
 		s.meta = maps.Clone(meta)
 	}
+}
+
+// WithStages names the stage ids the served pipeline has. A
+// /start_profile naming any other is refused with a 400 that names it and
+// these: a stage that does not exist would record nothing, and a MAX_ITERS
+// profile waiting for its window would never stop. Without WithStages or
+// WithProfileDefaults, any id the profiler can record is taken.
+func WithStages(ids ...int) Option {
+	return func(s *Server) { s.valid = slices.Clone(ids) }
 }
 
 // New returns a server controlling prof.
@@ -104,7 +119,33 @@ func New(prof *profiler.Profiler, opts ...Option) *Server {
 			o(s)
 		}
 	}
+	if s.valid == nil && len(s.stages) > 0 {
+		s.valid = slices.Clone(s.stages)
+	}
+	if s.valid != nil {
+		slices.Sort(s.valid)
+		s.valid = slices.Compact(s.valid)
+	}
 	return s
+}
+
+// checkStages returns an error naming the first of ids that is not one of
+// the pipeline's stages (nil when the server does not know them: the
+// profiler then checks the range).
+func (s *Server) checkStages(ids []int) error {
+	if s.valid == nil {
+		return nil
+	}
+	for _, id := range ids {
+		if !slices.Contains(s.valid, id) {
+			names := make([]string, len(s.valid))
+			for i, v := range s.valid {
+				names[i] = strconv.Itoa(v)
+			}
+			return fmt.Errorf("stage %d does not exist; this server's stages are %s", id, strings.Join(names, ", "))
+		}
+	}
+	return nil
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -173,6 +214,13 @@ func (s *Server) startProfile(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(req.Stages) == 0 {
 		req.Stages = s.stages
+		if err := s.checkStages(req.Stages); err != nil {
+			writeError(w, http.StatusInternalServerError, "the server's default stages: %v", err)
+			return
+		}
+	} else if err := s.checkStages(req.Stages); err != nil {
+		writeError(w, http.StatusBadRequest, "%v", err)
+		return
 	}
 	opts := []profiler.StartOption{profiler.Stages(req.Stages...)}
 	if req.Name != "" {
@@ -190,8 +238,8 @@ func (s *Server) startProfile(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case errors.Is(err, profiler.ErrAlreadyStarted):
 		writeError(w, http.StatusConflict, "%v", err)
-	case err != nil && strings.Contains(err.Error(), "out of range"):
-		writeError(w, http.StatusBadRequest, "%v", err)
+	case errors.Is(err, profiler.ErrStage):
+		writeError(w, http.StatusBadRequest, "stages: %v", err)
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, "%v", err)
 	default:

@@ -3,6 +3,7 @@ package serve_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,7 +201,7 @@ func TestToggleProfilingWhileServing(t *testing.T) {
 func TestProfileDefaults(t *testing.T) {
 	prof, err := profiler.New(profiler.WithDir(t.TempDir()), profiler.WithSink(chrome.New()))
 	must(t, err)
-	srv := httptest.NewServer(serve.New(prof, serve.WithProfileDefaults([]int{1}, map[string]string{"model": "tiny", "mode": "whole"})))
+	srv := httptest.NewServer(serve.New(prof, serve.WithStages(0, 1, 2), serve.WithProfileDefaults([]int{1}, map[string]string{"model": "tiny", "mode": "whole"})))
 	defer srv.Close()
 	manifest := func(start string) profiler.Manifest {
 		t.Helper()
@@ -234,6 +235,72 @@ func TestProfileDefaults(t *testing.T) {
 	m = manifest(`{"stages":[0,2],"meta":{"mode":"streaming"}}`)
 	if !slices.Equal(selected(m), []int{0, 2}) || m.Meta["model"] != "tiny" || m.Meta["mode"] != "streaming" {
 		t.Errorf("request values lost: selected %v, meta %v", selected(m), m.Meta)
+	}
+}
+
+// TestStartProfileStages: a /start_profile naming a stage the server's
+// pipeline does not have is a 400 naming the id and the stages there are,
+// and no profile starts (one would record nothing and, with MAX_ITERS,
+// never stop). The stages come from WithStages, or else from
+// WithProfileDefaults; without either the profiler's range applies.
+func TestStartProfileStages(t *testing.T) {
+	defaults := serve.WithProfileDefaults([]int{0, 1, 2}, nil)
+	for _, tc := range []struct {
+		name   string
+		opts   []serve.Option
+		body   string
+		code   int
+		want   []string
+		stages []int // selected, when it starts
+	}{
+		{"unknown from defaults", []serve.Option{defaults}, `{"stages":[5]}`, 400, []string{"stage 5 does not exist", "stages are 0, 1, 2"}, nil},
+		{"one of several unknown", []serve.Option{defaults}, `{"stages":[0,3,2]}`, 400, []string{"stage 3 does not exist", "0, 1, 2"}, nil},
+		{"negative", []serve.Option{defaults}, `{"stages":[-1]}`, 400, []string{"stage -1 does not exist"}, nil},
+		{"known", []serve.Option{defaults}, `{"stages":[2,0]}`, 200, nil, []int{0, 2}},
+		{"defaults", []serve.Option{defaults}, `{}`, 200, nil, []int{0, 1, 2}},
+		{"WithStages wins", []serve.Option{serve.WithStages(3, 1), defaults}, `{"stages":[0]}`, 400, []string{"stage 0 does not exist", "stages are 1, 3"}, nil},
+		{"WithStages known", []serve.Option{serve.WithStages(3, 1)}, `{"stages":[3]}`, 200, nil, []int{3}},
+		{"defaults outside WithStages", []serve.Option{serve.WithStages(0, 1), serve.WithProfileDefaults([]int{0, 4}, nil)}, ``, 500, []string{"default stages", "stage 4 does not exist"}, nil},
+		{"no stages known", nil, `{"stages":[300]}`, 400, []string{"out of range"}, nil},
+		{"no stages known, in range", nil, `{"stages":[200]}`, 200, nil, []int{200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prof, err := profiler.New(profiler.WithDir(t.TempDir()), profiler.WithSink(chrome.New()))
+			must(t, err)
+			h := serve.New(prof, tc.opts...)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequest("POST", "/start_profile", strings.NewReader(tc.body)))
+			if rec.Code != tc.code {
+				t.Fatalf("%s: %d %s, want %d", tc.body, rec.Code, rec.Body, tc.code)
+			}
+			if tc.code != 200 {
+				var e serve.Error
+				must(t, json.Unmarshal(rec.Body.Bytes(), &e))
+				for _, w := range tc.want {
+					if !strings.Contains(e.Error, w) {
+						t.Errorf("error %q lacks %q", e.Error, w)
+					}
+				}
+				if prof.Active() {
+					t.Error("a profile started")
+				}
+				if _, err := prof.Stop(context.Background()); !errors.Is(err, profiler.ErrNotStarted) {
+					t.Errorf("stop after a refused start: %v", err)
+				}
+				return
+			}
+			res, err := prof.Stop(context.Background())
+			must(t, err)
+			var sel []int
+			for _, st := range res.Stages {
+				if st.Selected {
+					sel = append(sel, st.ID)
+				}
+			}
+			if !slices.Equal(sel, tc.stages) {
+				t.Errorf("selected %v, want %v", sel, tc.stages)
+			}
+		})
 	}
 }
 
