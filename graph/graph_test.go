@@ -462,6 +462,7 @@ func TestCloseWithExpiredContextCancels(t *testing.T) {
 type lifecycleOp struct {
 	name     string
 	openErr  error
+	panicAt  string // "open" or "close": panic there
 	log      *[]string
 	mu       *sync.Mutex
 	contract graph.Contract
@@ -479,12 +480,18 @@ func (o *lifecycleOp) Open(context.Context) error {
 	o.mu.Lock()
 	*o.log = append(*o.log, "open "+o.name)
 	o.mu.Unlock()
+	if o.panicAt == "open" {
+		panic("open " + o.name + " exploded")
+	}
 	return o.openErr
 }
 func (o *lifecycleOp) Close() error {
 	o.mu.Lock()
 	*o.log = append(*o.log, "close "+o.name)
 	o.mu.Unlock()
+	if o.panicAt == "close" {
+		panic("close " + o.name + " exploded")
+	}
 	return nil
 }
 
@@ -492,10 +499,14 @@ func TestOpenCloseLifecycle(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		failAt  int
+		panicAt string
+		wantErr string
 		wantLog string
 	}{
-		{"all open", -1, "open a,open b,open c,close c,close b,close a"},
-		{"second fails", 1, "open a,open b,close a"},
+		{"all open", -1, "", "", "open a,open b,open c,close c,close b,close a"},
+		{"second fails", 1, "", `node "b" (life): open: no weights`, "open a,open b,close a"},
+		{"second panics in open", 1, "open", `node "b" (life): open: panic: open b exploded`, "open a,open b,close a"},
+		{"second panics in close", 1, "close", `close b: panic: close b exploded`, "open a,open b,open c,close c,close b,close a"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var log []string
@@ -508,7 +519,10 @@ func TestOpenCloseLifecycle(t *testing.T) {
 				o := &lifecycleOp{name: name, log: &log, mu: &mu, contract: graph.Contract{Name: "life",
 					Inputs: ports(graph.In("x", graph.Any())), Outputs: ports(graph.Out("y", graph.Any()))}}
 				if i == tc.failAt {
-					o.openErr = errors.New("no weights")
+					if tc.panicAt == "" {
+						o.openErr = errors.New("no weights")
+					}
+					o.panicAt = tc.panicAt
 				}
 				last = g.Add(name, o)
 				must(t, g.Connect(prev, last.In("x")))
@@ -518,10 +532,10 @@ func TestOpenCloseLifecycle(t *testing.T) {
 			p, err := g.Build()
 			must(t, err)
 			_, err = p.Run(context.Background(), graph.Feeds{"x": 1})
-			if tc.failAt >= 0 && (err == nil || !strings.Contains(err.Error(), `node "b" (life): open: no weights`)) {
-				t.Fatalf("err %v", err)
+			if tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("err %v, want one containing %q", err, tc.wantErr)
 			}
-			if tc.failAt < 0 && err != nil {
+			if tc.wantErr == "" && err != nil {
 				t.Fatal(err)
 			}
 			if got := strings.Join(log, ","); got != tc.wantLog {
@@ -693,6 +707,57 @@ func TestStageRecordsOnlyWhileExecuting(t *testing.T) {
 	}
 	if handoffs != chunks {
 		t.Errorf("%d hand-off spans, want %d", handoffs, chunks)
+	}
+}
+
+// A plan tells its profiler which stages loop, so that a profile of all
+// stages with MaxIters waits for a later stage's iterations instead of
+// stopping when the first stage is done.
+func TestLoopStagesAreAwaitedByMaxIters(t *testing.T) {
+	mem := memory.New()
+	prof, err := profiler.New(profiler.WithSink(mem), profiler.WithMaxIters(1))
+	must(t, err)
+	loop := func(name string) graph.Operator {
+		return graph.OperatorFunc(graph.Contract{Name: name, Loop: true,
+			Inputs: ports(graph.In("x", graph.Any())), Outputs: ports(graph.Out("y", graph.Any()))},
+			func(ctx context.Context, io *graph.IO) error {
+				v, err := io.Get("x")
+				if err != nil {
+					return err
+				}
+				for i := 0; i < 3; i++ {
+					_, s := profiler.Step(ctx, name+".step")
+					s.End()
+				}
+				return io.Put("y", v)
+			})
+	}
+	g := graph.New("loops")
+	x := g.Input("x", graph.Any())
+	a := g.Add("a", loop("a"), graph.Stage(0, "first"))
+	b := g.Add("b", loop("b"), graph.Stage(1, "second"))
+	must(t, g.Connect(x, a.In("x")))
+	must(t, g.Connect(a.Out("y"), b.In("x")))
+	must(t, g.Output("y", b.Out("y")))
+	p, err := g.Build(graph.WithProfiler(prof))
+	must(t, err)
+	ctx := context.Background()
+	must(t, prof.Start(ctx))
+	_, err = p.Run(ctx, graph.Feeds{"x": 1})
+	must(t, err)
+	res, err := prof.Wait(ctx)
+	must(t, err)
+	if res.Reason != profiler.StopMaxIters {
+		t.Errorf("reason %q, want max_iters", res.Reason)
+	}
+	steps := map[string]int{}
+	for _, r := range mem.Records() {
+		if r.Kind == profiler.KindIteration {
+			steps[r.Name]++
+		}
+	}
+	if steps["a.step"] != 1 || steps["b.step"] != 1 {
+		t.Errorf("iterations recorded %v, want one per stage", steps)
 	}
 }
 

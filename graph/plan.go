@@ -226,6 +226,7 @@ type Session struct {
 	inflight map[*Request]struct{}
 
 	opened    []Operator
+	loops     func() // releases the plan's loop stages (ExpectIterations)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -261,13 +262,20 @@ func (p *Plan) Serve(ctx context.Context) (*Session, error) {
 	for _, pn := range p.nodes {
 		o, ok := pn.n.op.(Opener)
 		if ok {
-			if err := o.Open(ctx); err != nil {
+			if err := guard(func() error { return o.Open(ctx) }); err != nil {
 				err = fmt.Errorf("graph %q: node %q (%s): open: %w", p.g.name, pn.n.name, pn.n.contract.Name, err)
 				return nil, errors.Join(err, s.closeOps())
 			}
 		}
 		s.opened = append(s.opened, pn.n.op)
 	}
+	var loops []int
+	for _, pn := range p.nodes {
+		if pn.n.contract.Loop {
+			loops = append(loops, pn.n.stage)
+		}
+	}
+	s.loops = prof.ExpectIterations(loops...)
 	s.parent = ctx
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.wg.Add(1)
@@ -288,7 +296,7 @@ func (s *Session) closeOps() error {
 	var errs []error
 	for i := len(s.opened) - 1; i >= 0; i-- {
 		if c, ok := s.opened[i].(Closer); ok {
-			if err := c.Close(); err != nil {
+			if err := guard(c.Close); err != nil {
 				errs = append(errs, fmt.Errorf("graph %q: close %s: %w", s.plan.g.name, s.plan.nodes[i].n.name, err))
 			}
 		}
@@ -426,6 +434,7 @@ func (s *Session) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("graph %q: close: %w", s.plan.g.name, ctx.Err()))
 		}
 		errs = append(errs, s.closeOps())
+		s.loops()
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
@@ -613,7 +622,12 @@ func (s *Session) process(pn *planNode, r *Request) bool {
 var errSkipped = errors.New("skipped: request already failed or cancelled")
 
 // runOp calls op.Run, turning a panic into an error.
-func runOp(op Operator, ctx context.Context, io *IO) (err error) {
+func runOp(op Operator, ctx context.Context, io *IO) error {
+	return guard(func() error { return op.Run(ctx, io) })
+}
+
+// guard calls f, turning a panic into an error that carries the stack.
+func guard(f func() error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			stack := debug.Stack()
@@ -623,7 +637,7 @@ func runOp(op Operator, ctx context.Context, io *IO) (err error) {
 			err = fmt.Errorf("panic: %v\n%s", p, stack)
 		}
 	}()
-	return op.Run(ctx, io)
+	return f()
 }
 
 // Chunk is one piece of a stream output.

@@ -130,6 +130,11 @@ type Contract struct {
 	Name    string // the operator's kind, e.g. "vae_decode"
 	Inputs  []Port
 	Outputs []Port
+	// Loop says that Run marks the iterations of a loop with profiler.Step
+	// (a denoise loop, a decode loop). While a plan serves, its profiler
+	// knows those stages iterate, so a profile of all stages with MaxIters
+	// waits for each of them to record its window before it stops.
+	Loop bool
 }
 
 // Operator is a graph node's behaviour. Run is called once per request, from

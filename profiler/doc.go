@@ -34,7 +34,9 @@
 // Iteration windows count Step calls per stage: the first DelayIters are
 // skipped, the next MaxIters are recorded, and once every selected stage has
 // recorded its window the session stops and writes by itself (with all
-// stages selected, "every stage" means every stage that has stepped). Spans
+// stages selected, "every stage" means every stage that has stepped or that
+// a running engine declared a loop on with ExpectIterations, as graph plans
+// do for nodes whose contract sets Loop). Spans
 // outside iterations are recorded while their stage is inside its window,
 // so work before the first step (a text encoder) is kept when DelayIters is
 // zero. An operator slice still open at the stop is written truncated at the

@@ -75,6 +75,42 @@ type Profiler struct {
 	resMu     sync.Mutex
 	last      *session // finished, result not yet returned by Stop
 	lastTaken bool
+
+	// loops counts, per stage, the running engines that declared a loop
+	// there (ExpectIterations).
+	loops [maxStages]atomic.Int32
+}
+
+// ExpectIterations declares that stages run loops whose iterations call
+// Step, until the returned function is called. Engines call it while they
+// serve (graph plans do, for nodes whose contract says Loop). A session
+// with all stages selected and MaxIters set stops by itself only when every
+// stage that stepped and every declared stage has recorded its window, so a
+// later stage's loop (a talker after its thinker) is not cut off by an
+// earlier stage finishing first. Ids outside [0, 256) are ignored.
+func (p *Profiler) ExpectIterations(stages ...int) (release func()) {
+	if p == nil {
+		return func() {}
+	}
+	var ids []int
+	for _, id := range stages {
+		if id >= 0 && id < maxStages {
+			p.loops[id].Add(1)
+			ids = append(ids, id)
+		}
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			for _, id := range ids {
+				p.loops[id].Add(-1)
+			}
+			// The stages still awaited may be done now.
+			if s := p.cur.Load(); s != nil && s.allWindowsDone() {
+				s.requestStop(context.Background(), StopMaxIters)
+			}
+		})
+	}
 }
 
 // New returns a profiler. It records nothing until Start.

@@ -234,6 +234,65 @@ func TestMaxItersAutoStopAndRestart(t *testing.T) {
 	}
 }
 
+// With all stages selected, a stage that has not stepped yet but whose loop
+// an engine declared is waited for; without the declaration the session
+// stops once the stages that stepped are done.
+func TestMaxItersAllStagesWaitsForDeclaredLoops(t *testing.T) {
+	ctx := context.Background()
+	p, mem := newProfiler(t, profiler.WithMaxIters(1))
+	release := p.ExpectIterations(0, 1, 2)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for st := 0; st < 3; st++ {
+		stageRun(ctx, p, st, 2)
+		if active := p.Active(); active != (st < 2) {
+			t.Fatalf("after stage %d: active %v", st, active)
+		}
+	}
+	if _, err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	iters := map[int32]int{}
+	for _, r := range mem.Last().Records() {
+		if r.Kind == profiler.KindIteration {
+			iters[r.Stage]++
+		}
+	}
+	if iters[0] != 1 || iters[1] != 1 || iters[2] != 1 {
+		t.Errorf("iterations per stage %v, want one on each of 0, 1, 2", iters)
+	}
+
+	// Released: stage 0 alone completes the window.
+	release()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stageRun(ctx, p, 0, 2)
+	if p.Active() {
+		t.Error("still recording after the only stage that stepped recorded its window")
+	}
+	if _, err := p.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A declared stage that never steps: releasing it lets the session
+	// stop by itself.
+	release = p.ExpectIterations(0, 1)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stageRun(ctx, p, 0, 2)
+	if !p.Active() {
+		t.Fatal("stopped while stage 1 was still declared")
+	}
+	release()
+	res, err := p.Wait(ctx)
+	if err != nil || res.Reason != profiler.StopMaxIters {
+		t.Fatalf("after release: %v, reason %q", err, res.Reason)
+	}
+}
+
 func TestStopReturnsAutoStoppedResultOnce(t *testing.T) {
 	ctx := context.Background()
 	p, _ := newProfiler(t, profiler.WithMaxIters(2))

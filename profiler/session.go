@@ -251,7 +251,8 @@ func (s *session) windowDone(st *stageState) {
 }
 
 // allWindowsDone: with stages selected by id, each of them must have
-// recorded its window; with all stages, each stage that has stepped.
+// recorded its window; with all stages, each stage that has stepped or that
+// an engine declared a loop on (Profiler.ExpectIterations).
 func (s *session) allWindowsDone() bool {
 	any := false
 	for i := range s.stages {
@@ -259,7 +260,7 @@ func (s *session) allWindowsDone() bool {
 		if !st.selected {
 			continue
 		}
-		if s.explicit || st.stepped.Load() {
+		if s.explicit || st.stepped.Load() || (i > 0 && s.p.loops[i-1].Load() > 0) {
 			if st.state.Load() != stateDone {
 				return false
 			}
