@@ -31,6 +31,12 @@
 //   - Wan 2.2's two experts: the high-noise transformer runs while the
 //     timestep t ≥ boundary_ratio·1000, then the low-noise one, each with
 //     its own scale (GuidanceScale, GuidanceScale2).
+//   - Every scheduler timestep is a denoise.step span. Z-Image's last
+//     step (t = 0 once σ_min = 0) is zero-length: diffusers still runs the
+//     transformer there and multiplies its output by dt = 0; here the call
+//     is skipped (the latents are the same) and the step span carries
+//     update = "skipped_zero_length" (StepSkipped), so the trace and
+//     VLLM_PROFILER_MAX_ITERS count the same steps as the schedule.
 //   - Z-Image guidance: one batched pass, pred = cond + s·(cond − uncond)
 //     per sample; CFGTruncation drops guidance (to one unbatched pass) once
 //     (1000 − t)/1000 exceeds it; CFGNormalization > 0 rescales pred so

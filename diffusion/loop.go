@@ -3,6 +3,7 @@ package diffusion
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/omniflow-go/omniflow/diffusion/dit"
@@ -22,13 +23,16 @@ const (
 
 // Span names the denoise loop records.
 const (
-	SpanStep       = "denoise.step" // iteration: one denoise step
-	SpanCond       = "cfg.cond"     // module: the conditional pass
-	SpanUncond     = "cfg.uncond"   // module: the unconditional pass (Wan)
-	SpanBatched    = "cfg.batched"  // module: cond and uncond as one batch (Z-Image)
-	SpanSchedStep  = "scheduler.step"
-	GuidanceCFG    = "cfg"
-	GuidanceNone   = "none"
+	SpanStep      = "denoise.step" // iteration: one denoise step
+	SpanCond      = "cfg.cond"     // module: the conditional pass
+	SpanUncond    = "cfg.uncond"   // module: the unconditional pass (Wan)
+	SpanBatched   = "cfg.batched"  // module: cond and uncond as one batch (Z-Image)
+	SpanSchedStep = "scheduler.step"
+	GuidanceCFG   = "cfg"
+	GuidanceNone  = "none"
+	// StepSkipped is the "update" attribute of a zero-length step's span
+	// (σ = σ_next): no model call, the latents unchanged.
+	StepSkipped    = "skipped_zero_length"
 	numTrainSteps  = 1000
 	zImageTimeUnit = 1000.0
 )
@@ -39,7 +43,10 @@ type Progress struct {
 	Timestep    float64
 	Expert      string
 	Guided      bool
-	Elapsed     time.Duration // since the loop started
+	// Skipped: the step was zero-length (σ = σ_next, Z-Image's last):
+	// no model call, the latents unchanged.
+	Skipped bool
+	Elapsed time.Duration // since the loop started
 }
 
 // DenoiseLoop is the graph operator that runs the whole denoise loop of one
@@ -195,30 +202,42 @@ func (l *DenoiseLoop) Denoise(ctx context.Context, p Params, cond, uncond *texte
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if euler && sigmas[i] == sigmas[i+1] {
-			// A zero-length Euler step (the last one once σ_min = 0, as in
-			// Z-Image: 9 steps are 8 model calls) changes nothing: no call.
-			if l.Progress != nil {
-				l.Progress(Progress{Step: i + 1, Steps: len(ts), Timestep: t, Expert: l.ExpertAt(t), Elapsed: time.Since(start)})
-			}
-			continue
-		}
 		model, expert, scale := l.High, l.ExpertAt(t), p.GuidanceScale
 		if expert == ExpertLow {
 			model, scale = l.Low, p.GuidanceScale2
+		}
+		if euler && sigmas[i] == sigmas[i+1] {
+			// A zero-length Euler step: the last one once σ_min = 0, as in
+			// Z-Image (t = 0). diffusers' ZImagePipeline still calls the
+			// transformer here and multiplies its output by dt = 0, which
+			// leaves the latents as they are (x + 0·v = x for any finite
+			// v). We skip that call — one in nine of Z-Image-Turbo's
+			// forwards — but the step keeps its iteration span, marked
+			// with StepSkipped, so the trace, MAX_ITERS and the progress
+			// bar count the schedule's steps one for one.
+			_, span := profiler.Step(ctx, SpanStep, profiler.Int("step", i), profiler.Float64("timestep", attrTimestep(t)),
+				profiler.String("expert", expert), profiler.String("guidance", GuidanceNone),
+				profiler.String("update", StepSkipped))
+			span.End()
+			if l.Progress != nil {
+				l.Progress(Progress{Step: i + 1, Steps: len(ts), Timestep: t, Expert: expert, Skipped: true, Elapsed: time.Since(start)})
+			}
+			continue
 		}
 		var guided bool
 		if zimage {
 			scale = zImageScale(scale, p.CFGTruncation, t)
 			guided = scale > 0 && batched != nil
 		} else {
+			// Decided per step from the step's expert's scale; see
+			// Params.GuidanceScale2 for how this differs from diffusers.
 			guided = scale > 1 && uncond != nil
 		}
 		g := GuidanceNone
 		if guided {
 			g = GuidanceCFG
 		}
-		sctx, span := profiler.Step(ctx, SpanStep, profiler.Int("step", i), profiler.Float64("timestep", t),
+		sctx, span := profiler.Step(ctx, SpanStep, profiler.Int("step", i), profiler.Float64("timestep", attrTimestep(t)),
 			profiler.String("expert", expert), profiler.String("guidance", g))
 		var v *tensor.Tensor
 		if zimage {
@@ -309,6 +328,22 @@ func (l *DenoiseLoop) zImagePasses(ctx context.Context, m dit.Model, latent *ten
 	GuideZImage(pos, neg, scale, norm)
 	negate(pos)
 	return res, nil
+}
+
+// attrTimestep is t as a step span records it. The flow-matching
+// timesteps are float32 values (σ·1000 in float32, as diffusers computes
+// them); widened to float64 they print with float32 noise (857.1428833…).
+// The span gets the shortest decimal that names the same float32
+// (857.1429); the model still sees the exact value.
+func attrTimestep(t float64) float64 {
+	if float64(float32(t)) != t {
+		return t
+	}
+	v, err := strconv.ParseFloat(strconv.FormatFloat(t, 'g', -1, 32), 64)
+	if err != nil {
+		return t
+	}
+	return v
 }
 
 func negate(x []float32) {

@@ -189,13 +189,14 @@ func TestCFGPassCounts(t *testing.T) {
 		{"wan scale 1", wan, func(p *Params) { p.Steps = 2; p.GuidanceScale = 1 },
 			[][]string{{SpanCond}, {SpanCond}}, []int{1, 1}},
 		{"z-image batched", zi, func(p *Params) { p.Steps = 3; p.Shift = 1 },
-			// Three Euler steps with σ_min = 0: the last is zero-length, no call.
-			[][]string{{SpanBatched}, {SpanBatched}}, []int{2, 2}},
+			// Three Euler steps with σ_min = 0: the last is zero-length, a
+			// step span with no pass and no model call.
+			[][]string{{SpanBatched}, {SpanBatched}, nil}, []int{2, 2}},
 		{"z-image truncated", zi, func(p *Params) { p.Steps = 5; p.Shift = 1; p.CFGTruncation = 0.3 },
 			// t = 1000, 750, 500, 250, 0: t_norm 0, .25, .5, .75 → guided twice.
-			[][]string{{SpanBatched}, {SpanBatched}, {SpanCond}, {SpanCond}}, []int{2, 2, 1, 1}},
+			[][]string{{SpanBatched}, {SpanBatched}, {SpanCond}, {SpanCond}, nil}, []int{2, 2, 1, 1}},
 		{"z-image scale 0", zi, func(p *Params) { p.Steps = 2; p.GuidanceScale = 0 },
-			[][]string{{SpanCond}}, []int{1}},
+			[][]string{{SpanCond}, nil}, []int{1}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := c.pr.Defaults
@@ -218,9 +219,20 @@ func TestCFGPassCounts(t *testing.T) {
 				}
 			})
 			stepRecs, children := steps(recs)
+			if len(stepRecs) != p.Steps {
+				t.Errorf("%d step spans for %d steps", len(stepRecs), p.Steps)
+			}
 			var got [][]string
-			for _, r := range stepRecs {
-				got = append(got, slices.DeleteFunc(children[r.ID], func(s string) bool { return s == SpanSchedStep }))
+			for i, r := range stepRecs {
+				passes := slices.DeleteFunc(children[r.ID], func(s string) bool { return s == SpanSchedStep })
+				got = append(got, passes)
+				// A step without passes is a skipped zero-length one, and
+				// says so; every other step says nothing of the kind.
+				update, marked := r.Attr("update")
+				if skipped := len(children[r.ID]) == 0; skipped != marked || (marked && update.AsString() != StepSkipped) ||
+					(skipped && attr(r, "guidance").AsString() != GuidanceNone) {
+					t.Errorf("step %d: children %v, attrs %v", i, children[r.ID], r.AttrList())
+				}
 			}
 			if !slices.EqualFunc(got, c.passes, slices.Equal) {
 				t.Errorf("passes per step %v, want %v", got, c.passes)
@@ -262,6 +274,44 @@ func TestImageToVideoKeepsFirstFrame(t *testing.T) {
 	for _, c := range m.log {
 		if !c.clean {
 			t.Fatal("a pass ran without the clean first frame")
+		}
+	}
+}
+
+// TestStepTimestepAttr: Z-Image's timesteps are float32 values (σ·1000 in
+// float32, as diffusers computes them); the step spans record the shortest
+// decimal naming the same float32, not its float64 widening.
+func TestStepTimestepAttr(t *testing.T) {
+	pr, _ := LookupPreset("tiny-z-image")
+	p := pr.Defaults
+	p.Steps, p.Shift = 4, 3
+	s, err := NewScheduler(pr, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := s.Timesteps()
+	// σ₁ = shift 3 of 2/3 = 6/7 (Z-Image's schedule, see
+	// TestPresetSchedules); 6000/7 in float32 is 857.1428833…, whose
+	// shortest float32 decimal is 857.1429.
+	if ts[1] == 857.1429 || float32(ts[1]) != float32(857.1429) {
+		t.Fatalf("timestep 1 = %v: not the float32 of 6000/7 this test expects", ts[1])
+	}
+	loop := &DenoiseLoop{Preset: pr, Task: TextToImage, High: &fakeModel{cfg: *pr.DiT}}
+	txt := encodeTiny(t, pr, "a cat", "")
+	recs := record(t, func(ctx context.Context) {
+		if _, err := loop.Denoise(ctx, p, txt[0], txt[1], nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	stepRecs, _ := steps(recs)
+	if len(stepRecs) != len(ts) {
+		t.Fatalf("%d step spans, want %d", len(stepRecs), len(ts))
+	}
+	want := []float64{1000, 857.1429, 600, 0}
+	for i, r := range stepRecs {
+		got := attr(r, "timestep").AsFloat()
+		if got != want[i] || float32(got) != float32(ts[i]) {
+			t.Errorf("step %d: timestep attribute %v, want %v (the float32 %v)", i, got, want[i], float32(ts[i]))
 		}
 	}
 }

@@ -21,9 +21,11 @@ func TestProgressBarRendering(t *testing.T) {
 	var b bytes.Buffer
 	bar := &ProgressBar{W: &b, Width: 8}
 	bar.Update(diffusion.Progress{Step: 1, Steps: 4, Timestep: 999, Expert: diffusion.ExpertHigh, Guided: true, Elapsed: 50 * time.Millisecond})
-	bar.Update(diffusion.Progress{Step: 4, Steps: 4, Timestep: 800.25, Expert: diffusion.ExpertLow, Elapsed: 1500 * time.Millisecond})
-	want := "\rdenoise [##......] 1/4  t= 999.0  high_noise cfg    0.05s" +
-		"\rdenoise [########] 4/4  t= 800.2  low_noise  -      1.50s\n"
+	bar.Update(diffusion.Progress{Step: 3, Steps: 4, Timestep: 800.25, Expert: diffusion.ExpertLow, Elapsed: 1500 * time.Millisecond})
+	bar.Update(diffusion.Progress{Step: 4, Steps: 4, Timestep: 0, Expert: diffusion.ExpertSingle, Skipped: true, Elapsed: 1501 * time.Millisecond})
+	want := "\rdenoise [##......] 1/4  t= 999.0  high_noise cfg     0.05s" +
+		"\rdenoise [######..] 3/4  t= 800.2  low_noise  -       1.50s" +
+		"\rdenoise [########] 4/4  t=   0.0  single     skip    1.50s\n"
 	if b.String() != want {
 		t.Errorf("bar:\n%q\nwant\n%q", b.String(), want)
 	}
@@ -52,6 +54,10 @@ func TestMainForcedProgress(t *testing.T) {
 	}
 	if got := strings.Count(errb.String(), "\rdenoise ["); got != 3 || !strings.HasSuffix(errb.String(), "\n") {
 		t.Errorf("stderr %q: want 3 bar updates ending in a newline", errb.String())
+	}
+	// The third of Z-Image's 3 steps is zero-length (t = 0): drawn, marked skip.
+	if last := errb.String()[strings.LastIndex(errb.String(), "\r"):]; !strings.Contains(last, "3/3") || !strings.Contains(last, " skip ") {
+		t.Errorf("last bar update %q: want step 3/3 marked skip", last)
 	}
 	if !strings.Contains(out.String(), "wrote "+filepath.Join(dir, "x.png")+" (32x32)") || strings.Contains(out.String(), "profile:") {
 		t.Errorf("stdout %q", out.String())

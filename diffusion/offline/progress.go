@@ -22,7 +22,10 @@ func IsTerminal(w io.Writer) bool {
 
 // ProgressBar draws denoise progress on one line, redrawn in place:
 //
-//	denoise [##########..........]  2/4  t=922.0  high_noise  cfg   0.05s
+//	denoise [##########..........]  2/4  t=922.0  high_noise  cfg    0.05s
+//
+// The guidance column is "cfg" for a guided step, "-" for an unguided one
+// and "skip" for a zero-length step that ran no model (Z-Image's last).
 type ProgressBar struct {
 	W     io.Writer
 	Width int // bar cells (default 24)
@@ -39,10 +42,13 @@ func (b *ProgressBar) Update(p diffusion.Progress) {
 		done = min(w, p.Step*w/p.Steps)
 	}
 	g := "-"
-	if p.Guided {
+	switch {
+	case p.Skipped:
+		g = "skip"
+	case p.Guided:
 		g = "cfg"
 	}
-	fmt.Fprintf(b.W, "\rdenoise [%s%s] %*d/%d  t=%6.1f  %-10s %-3s %7.2fs",
+	fmt.Fprintf(b.W, "\rdenoise [%s%s] %*d/%d  t=%6.1f  %-10s %-4s %7.2fs",
 		strings.Repeat("#", done), strings.Repeat(".", w-done), len(fmt.Sprint(p.Steps)), p.Step, p.Steps,
 		p.Timestep, p.Expert, g, p.Elapsed.Seconds())
 	if p.Step >= p.Steps {

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/omniflow-go/omniflow/diffusion"
 	"github.com/omniflow-go/omniflow/sinks/chrome/chrometest"
 )
 
@@ -37,14 +39,28 @@ func TestTextToImageProfiled(t *testing.T) {
 		t.Fatalf("sessions %v, stdout %q", sessions, stdout.String())
 	}
 	tr := chrometest.Validate(t, filepath.Join(sessions[0], "trace.json.gz"))
-	// 3 Euler steps with σ_min = 0 and shift 1: 2 model calls, at t = 1000 then 500:
+	// 3 Euler steps with σ_min = 0 and shift 1, at t = 1000, 500, 0:
 	// (1000−t)/1000 = 0 and 0.5, so truncation at 0.4 leaves one batched
-	// pass and one plain one.
+	// pass and one plain one; the third step is zero-length, a step span
+	// marked skipped with no model call.
 	if b, c := len(tr.Named("cfg.batched")), len(tr.Named("cfg.cond")); b != 1 || c != 1 {
 		t.Errorf("%d batched and %d cond passes, want 1 and 1", b, c)
 	}
-	if len(tr.Named("denoise.step")) != 2 || len(tr.Named("ZImageDiT")) != 2 {
-		t.Errorf("%d steps, %d model calls", len(tr.Named("denoise.step")), len(tr.Named("ZImageDiT")))
+	stepEvs := tr.Named("denoise.step")
+	if len(stepEvs) != 3 || len(tr.Named("ZImageDiT")) != 2 {
+		t.Fatalf("%d steps, %d model calls; want 3 and 2", len(stepEvs), len(tr.Named("ZImageDiT")))
+	}
+	skipped := 0
+	for _, e := range stepEvs {
+		if e.Args["update"] == diffusion.StepSkipped {
+			skipped++
+			if fmt.Sprint(e.Args["step"]) != "2" || fmt.Sprint(e.Args["timestep"]) != "0" {
+				t.Errorf("skipped step args %v, want step 2 at t = 0", e.Args)
+			}
+		}
+	}
+	if skipped != 1 {
+		t.Errorf("%d steps marked %s, want 1", skipped, diffusion.StepSkipped)
 	}
 }
 
