@@ -511,6 +511,47 @@ func TestFlowFileOrder(t *testing.T) {
 	}
 }
 
+// Two stages that stream to each other alternate: each pauses while it
+// waits for the other. The request's arrows go forward through the
+// pipeline (encode -> producer -> consumer), each from the latest slice
+// before the next stage begins, not back and forth between the slices.
+func TestFlowsFollowStreamingStagesForward(t *testing.T) {
+	ctx := context.Background()
+	in := info(t.TempDir())
+	s := open(t, in)
+	recs := []profiler.Record{
+		op(in, 0, 0, "r", 10, 20),  // encode
+		op(in, 1, 0, "r", 30, 40),  // producer, chunk 0
+		op(in, 1, 0, "r", 50, 60),  // producer, chunk 1
+		op(in, 2, 0, "r", 65, 70),  // consumer, chunk 0
+		op(in, 1, 0, "r", 75, 80),  // producer, chunk 2
+		op(in, 2, 0, "r", 85, 90),  // consumer, chunk 1
+		op(in, 2, 0, "r", 95, 100), // consumer, chunk 2
+	}
+	if err := s.Export(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tr := chrometest.Validate(t, s.Path())
+	if len(tr.Flows) != 2 {
+		t.Fatalf("%d flows, want 2 (encode -> producer -> consumer)", len(tr.Flows))
+	}
+	want := []struct{ fromPid, toPid, fromTS, toTS int64 }{
+		{2, 3, 10, 30}, // into the producer's first slice
+		{3, 4, 50, 65}, // from the producer's latest slice before the consumer's first
+	}
+	base := tr.Flows[0].From.TS - 10 // the encode slice starts at +10 ns
+	for i, w := range want {
+		f := tr.Flows[i]
+		if f.From.Pid != w.fromPid || f.To.Pid != w.toPid || f.From.TS-base != w.fromTS || f.To.TS-base != w.toTS {
+			t.Errorf("flow %d: pid %d at +%d ns -> %d at +%d ns, want %d at +%d -> %d at +%d", i,
+				f.From.Pid, f.From.TS-base, f.To.Pid, f.To.TS-base, w.fromPid, w.fromTS, w.toPid, w.toTS)
+		}
+	}
+}
+
 func TestFlowsDisabled(t *testing.T) {
 	_, path := session(t, func(ctx context.Context, p *profiler.Profiler) { pipeline(ctx, p, "r") }, chrome.WithMaxFlowAnchors(0))
 	tr := chrometest.Validate(t, path)

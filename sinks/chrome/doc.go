@@ -18,9 +18,12 @@
 // clock, written exactly to the nanosecond (at most three decimals); the
 // session starts at 1000 µs, so that no event sits at zero.
 //
-// Flow arrows follow each request from stage to stage: between each two
-// consecutive operator slices of a request (by start time) that lie on
-// different lanes. Both ends carry the exact category, pid, tid and ts of
+// Flow arrows follow each request from stage to stage: one into the
+// request's first operator slice on each lane it reaches, from its latest
+// slice until then on the lane it reached before (by start time). A stage
+// that pauses while it waits for input has many slices per request; arrows
+// between all of them would zigzag between stages that stream to each
+// other, while these trace the request's way through the pipeline. Both ends carry the exact category, pid, tid and ts of
 // the slice they bind to, which is how Chrome's importer finds it; the
 // finishing end binds to its enclosing slice ("bp":"e"), and both ends
 // share a name ("request <id>") and a unique id, which is how Perfetto

@@ -385,8 +385,13 @@ func (t *flowTracker) admit(req string) (int32, bool) {
 }
 
 // writeHeld writes the held operator slices, read back from the spill
-// file, in order of start, then the flow arrows: for each request, one
-// between each two consecutive slices (by start) on different lanes. Both
+// file, in order of start, then the flow arrows: for each request, one into
+// its first slice on each lane it reaches, from its latest slice until then
+// on the lane it reached before (by start). A stage that pauses while it
+// waits for input has many slices per request; arrows between all of them
+// would zigzag between stages that stream to each other, while these trace
+// the request's way through the pipeline, each from where the hand-off
+// left. Both
 // ends carry their slice's exact cat, pid, tid and ts, which is how Chrome
 // binds a flow event to a slice; the finishing end binds to its enclosing
 // slice ("bp":"e").
@@ -424,6 +429,11 @@ func (e *encoder) writeHeld(ctx context.Context, spill io.ReaderAt, write func([
 	// Arrows, request by request (a stable sort keeps each one's slices
 	// in order of start).
 	slices.SortStableFunc(as, func(x, y anchor) int { return cmp.Compare(x.req, y.req) })
+	type laneRun struct {
+		pid, tid int32
+		last     int // the lane's latest slice so far, an index into as[i:j]
+	}
+	var lanes []laneRun
 	for i := 0; i < len(as); {
 		j := i + 1
 		for j < len(as) && as[j].req == as[i].req {
@@ -433,14 +443,22 @@ func (e *encoder) writeHeld(ctx context.Context, spill io.ReaderAt, write func([
 		if t.dropped[req] {
 			t.droppedSlices += uint64(j - i)
 		} else {
-			for k := i + 1; k < j; k++ {
-				from, to := as[k-1], as[k]
-				if from.pid == to.pid && from.tid == to.tid {
+			// Lanes in the order the request reaches them; into each one's
+			// first slice, an arrow from the latest slice that started
+			// before it on the lane reached just before.
+			lanes = lanes[:0]
+			for k, a := range as[i:j] {
+				l := slices.IndexFunc(lanes, func(l laneRun) bool { return l.pid == a.pid && l.tid == a.tid })
+				if l < 0 {
+					if n := len(lanes); n > 0 {
+						t.written++
+						b = e.appendFlow(b, 's', t.names[req], t.written, as[i+lanes[n-1].last])
+						b = e.appendFlow(b, 'f', t.names[req], t.written, a)
+					}
+					lanes = append(lanes, laneRun{pid: a.pid, tid: a.tid, last: k})
 					continue
 				}
-				t.written++
-				b = e.appendFlow(b, 's', t.names[req], t.written, from)
-				b = e.appendFlow(b, 'f', t.names[req], t.written, to)
+				lanes[l].last = k
 			}
 			if err := flush(false); err != nil {
 				return err
