@@ -36,7 +36,11 @@ import (
 const dim = 256
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	err := run(context.Background(), os.Args[1:], os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h printed the usage
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "custom_pipeline:", err)
 		os.Exit(1)
 	}
@@ -44,6 +48,18 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("custom_pipeline", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: custom_pipeline [flags]
+
+Runs a three-stage pipeline composed in Go code (encode -> iterate -> render)
+on a few concurrent requests and writes one PNG per request. With
+OMNIFLOW_PROFILER_DIR or VLLM_TORCH_PROFILER_DIR set it profiles itself and
+prints the session folder; VLLM_PROFILER_MAX_ITERS=N records N iterations.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	prompt := fs.String("prompt", "a lighthouse at dusk", "text to encode")
 	requests := fs.Int("requests", 3, "number of requests served concurrently")
 	iters := fs.Int("iters", 64, "rounds of stage 1 (rows of each image)")
@@ -192,7 +208,7 @@ func newIterator(seed uint64) *iterator {
 }
 
 func (*iterator) Contract() graph.Contract {
-	return graph.Contract{Name: "iterate",
+	return graph.Contract{Name: "iterate", Loop: true,
 		Inputs:  []graph.Port{graph.In("features", graph.Any()), graph.In("rounds", graph.Any())},
 		Outputs: []graph.Port{graph.StreamOut("states", graph.Any())}}
 }

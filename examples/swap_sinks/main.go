@@ -37,7 +37,11 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdout); err != nil {
+	err := run(context.Background(), os.Args[1:], os.Stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return // -h printed the usage
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "swap_sinks:", err)
 		os.Exit(1)
 	}
@@ -45,6 +49,17 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("swap_sinks", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: swap_sinks [flags]
+
+Runs one pipeline and sends its profile to the Chrome trace sink, to
+OpenTelemetry (stdout, or OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set), or
+to both.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	which := fs.String("sink", "chrome", "where the profile goes: chrome, otel or both")
 	dir := fs.String("profile_dir", "", "profile directory for the Chrome sink (default: $OMNIFLOW_PROFILER_DIR, $VLLM_TORCH_PROFILER_DIR, or ./profiles)")
 	text := fs.String("text", "the quick brown fox jumps over the lazy dog and the dog sleeps", "text to analyse")
@@ -153,23 +168,32 @@ func buildPipeline(prof *profiler.Profiler) (*graph.Plan, error) {
 			}
 			return nil
 		}), graph.Stage(0, "split"))
-	count := g.Add("count", graph.OperatorFunc(graph.Contract{Name: "count",
+	count := g.Add("count", graph.OperatorFunc(graph.Contract{Name: "count", Loop: true,
 		Inputs:  []graph.Port{graph.StreamIn("words", graph.Text())},
 		Outputs: []graph.Port{graph.Out("counts", graph.Any())}},
 		func(ctx context.Context, io *graph.IO) error {
 			counts := map[string]int{}
+			round := make([]string, 0, 4)
 			for done := false; !done; {
-				_, step := profiler.Step(ctx, "count.round")
-				for i := 0; i < 4; i++ {
+				// Receive outside the iteration: a stage records while it
+				// works, not while it waits for the next word.
+				round = round[:0]
+				for len(round) < cap(round) {
 					w, err := graph.Recv[string](io, "words")
 					if errors.Is(err, graph.EOF) {
 						done = true
 						break
 					}
 					if err != nil {
-						step.End()
 						return err
 					}
+					round = append(round, w)
+				}
+				if len(round) == 0 {
+					break
+				}
+				_, step := profiler.Step(ctx, "count.round", profiler.Int("words", len(round)))
+				for _, w := range round {
 					counts[w]++
 				}
 				step.End()
