@@ -58,7 +58,10 @@ type StageInfo struct {
 	Name       string `json:"name,omitempty"`
 	Selected   bool   `json:"selected"`
 	Iterations int64  `json:"iterations"` // Steps counted while the session ran
-	Events     uint64 `json:"events"`     // records exported for this stage
+	// Recorded is how many of those iterations are in the trace (the
+	// MaxIters window, after the DelayIters skipped).
+	Recorded uint64 `json:"recorded_iterations"`
+	Events   uint64 `json:"events"` // records exported for this stage
 }
 
 // Profiler controls profiling sessions: Start opens one (a folder, its sinks,

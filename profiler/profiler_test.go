@@ -218,6 +218,11 @@ func TestMaxItersAutoStopAndRestart(t *testing.T) {
 		if iters[0] != 1 || iters[2] != 1 || iters[1] != 0 {
 			t.Errorf("round %d: iterations per stage %v, want one on 0 and 2", round, iters)
 		}
+		for _, st := range res.Stages {
+			if want := uint64(iters[int32(st.ID)]); st.Recorded != want || (st.ID != 1 && st.Iterations < 1) {
+				t.Errorf("round %d: stage %d: %d iterations counted, %d recorded, want %d recorded", round, st.ID, st.Iterations, st.Recorded, want)
+			}
+		}
 		if !mem.Last().Complete() {
 			t.Error("sink not shut down after the automatic stop")
 		}

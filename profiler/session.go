@@ -89,6 +89,7 @@ type session struct {
 	reqOrder   []string
 	stageNames map[int32]string
 	stageEvts  map[int32]uint64
+	stageIters map[int32]uint64 // iteration spans exported
 	sinkErrs   []error
 
 	result Result
@@ -117,6 +118,7 @@ func newSession(ctx context.Context, p *Profiler, info SessionInfo, sc startConf
 		requests:   map[string]struct{}{},
 		stageNames: map[int32]string{},
 		stageEvts:  map[int32]uint64{},
+		stageIters: map[int32]uint64{},
 		names:      map[string]uint32{},
 	}
 	initial := stateRecording
@@ -348,6 +350,9 @@ func (s *session) observe(r *Record) {
 	if !r.Kind.IsSpan() {
 		return
 	}
+	if r.Kind == KindIteration {
+		s.stageIters[r.Stage]++
+	}
 	name, ok := s.names[r.Name]
 	if !ok {
 		name = uint32(len(s.nameList))
@@ -534,7 +539,8 @@ func (s *session) stageInfos() []StageInfo {
 		if !seen && evts == 0 && !(s.explicit && st.selected) && !st.stepped.Load() {
 			continue
 		}
-		out = append(out, StageInfo{ID: int(id), Name: name, Selected: st.selected, Iterations: st.iters.Load(), Events: evts})
+		out = append(out, StageInfo{ID: int(id), Name: name, Selected: st.selected, Iterations: st.iters.Load(),
+			Recorded: s.stageIters[id], Events: evts})
 	}
 	return out
 }
