@@ -36,11 +36,12 @@
 // recorded its window the session stops and writes by itself (with all
 // stages selected, "every stage" means every stage that has stepped or that
 // a running engine declared a loop on with ExpectIterations, as graph plans
-// do for nodes whose contract sets Loop). Spans
-// outside iterations are recorded while their stage is inside its window,
-// so work before the first step (a text encoder) is kept when DelayIters is
-// zero. An operator slice still open at the stop is written truncated at the
-// stop time, with the attribute truncated=true.
+// do for nodes whose contract sets Loop). Spans outside iterations are
+// recorded while their stage is inside its window, so work before the first
+// step (a text encoder) is kept when DelayIters is zero; a stage without a
+// loop records from the moment the session's first window opens. An
+// operator slice still open at the stop is written truncated at the stop
+// time, with the attribute truncated=true.
 //
 // Sinks (sinks/chrome, sinks/otel, sinks/memory) implement Sink; the
 // profiler opens one per session through a SinkFactory. When Go's execution

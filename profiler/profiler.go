@@ -84,6 +84,10 @@ type Profiler struct {
 	loops [maxStages]atomic.Int32
 }
 
+func (p *Profiler) loopsOn(stage int) bool {
+	return stage >= 0 && stage < maxStages && p.loops[stage].Load() > 0
+}
+
 // ExpectIterations declares that stages run loops whose iterations call
 // Step, until the returned function is called. Engines call it while they
 // serve (graph plans do, for nodes whose contract says Loop). A session

@@ -342,6 +342,40 @@ func TestDelayIters(t *testing.T) {
 	}
 }
 
+// With a delay, a stage without a loop records once the first iteration
+// window opens (a renderer fed by a looping stage), not before; a stage
+// with a declared loop waits for its own window.
+func TestDelayItersStagesWithoutLoops(t *testing.T) {
+	ctx := context.Background()
+	p, mem := newProfiler(t, profiler.WithDelayIters(1))
+	release := p.ExpectIterations(2)
+	defer release()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	span := func(stage int, name string) {
+		actx, act := p.Enter(ctx, profiler.Track{Stage: stage, StageName: "s"}, "op")
+		_, s := profiler.Start(actx, name)
+		s.End()
+		act.End(nil)
+	}
+	span(1, "tokenize early") // no window open yet
+	span(2, "loop stage early")
+	stageRun(ctx, p, 0, 3) // opens stage 0's window at its second step
+	span(1, "render")
+	span(2, "loop stage before its window")
+	if _, err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, r := range mem.Records() {
+		got[r.Name] = true
+	}
+	if !got["render"] || got["tokenize early"] || got["loop stage early"] || got["loop stage before its window"] {
+		t.Errorf("recorded %v: want render only among the stage 1 and 2 spans", got)
+	}
+}
+
 func TestTruncatedActivationAtAutoStop(t *testing.T) {
 	ctx := context.Background()
 	p, mem := newProfiler(t, profiler.WithMaxIters(1))

@@ -31,6 +31,7 @@ const (
 )
 
 type stageState struct {
+	id       int  // the stage id (NoStage for slot 0, maxStages for the overflow)
 	selected bool // fixed at Start
 	state    atomic.Int32
 	iters    atomic.Int64
@@ -56,8 +57,9 @@ type session struct {
 	sinks     []Sink
 	sinkNames []string
 
-	closing atomic.Bool
-	ids     atomic.Uint64
+	closing    atomic.Bool
+	windowOpen atomic.Bool // some stage has begun recording its iterations
+	ids        atomic.Uint64
 
 	shards []shard
 	mask   uint32
@@ -127,9 +129,11 @@ func newSession(ctx context.Context, p *Profiler, info SessionInfo, sc startConf
 	}
 	for i := range s.stages {
 		st := &s.stages[i]
+		st.id = i - 1
 		st.selected = !s.explicit
 		st.state.Store(initial)
 	}
+	s.overflow.id = maxStages
 	s.overflow.selected = !s.explicit
 	s.overflow.state.Store(initial)
 	for _, id := range sc.stages {
@@ -160,8 +164,21 @@ func (s *session) stage(id int) *stageState {
 	return &s.overflow
 }
 
+// recording: a stage records inside its iteration window; a stage without
+// a loop (one that has not stepped and on which no engine declared a loop: a
+// tokenizer, a renderer) waits for the first window of the session to open,
+// then records.
 func (s *session) recording(st *stageState) bool {
-	return st.selected && st.state.Load() == stateRecording && !s.closing.Load()
+	if !st.selected || s.closing.Load() {
+		return false
+	}
+	switch st.state.Load() {
+	case stateRecording:
+		return true
+	case stateWaiting:
+		return s.windowOpen.Load() && !st.stepped.Load() && !s.p.loopsOn(st.id)
+	}
+	return false
 }
 
 func (s *session) addAttrs(r *Record, attrs []Attr) {
@@ -262,7 +279,7 @@ func (s *session) allWindowsDone() bool {
 		if !st.selected {
 			continue
 		}
-		if s.explicit || st.stepped.Load() || (i > 0 && s.p.loops[i-1].Load() > 0) {
+		if s.explicit || st.stepped.Load() || s.p.loopsOn(st.id) {
 			if st.state.Load() != stateDone {
 				return false
 			}
