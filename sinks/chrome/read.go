@@ -233,8 +233,11 @@ func (tr *traceReader) event(ev *rawEvent) error {
 		if !ev.Ts.set {
 			return errors.New(`"X" event without ts`)
 		}
+		if ev.Dur.ns < 0 {
+			return fmt.Errorf(`"X" event %q with a negative dur (%d ns)`, clipString(ev.Name.s), ev.Dur.ns)
+		}
 		start := ev.Ts.ns
-		end, ok := addNS(start, max(ev.Dur.ns, 0))
+		end, ok := addNS(start, ev.Dur.ns)
 		if !ok {
 			return errors.New("ts+dur out of range")
 		}

@@ -159,6 +159,7 @@ func TestReadIntervalsErrors(t *testing.T) {
 		{"ph a number", `[{"ph":1}]`, "ph is a number, want a string"},
 		{"pid an array", `[{"ph":"X","pid":[1],"ts":1,"dur":1}]`, "pid is an array"},
 		{"X without ts", `[{"ph":"X","dur":1}]`, `"X" event without ts`},
+		{"negative dur", `[{"ph":"X","name":"mm","ts":5,"dur":-2}]`, `"X" event "mm" with a negative dur (-2000 ns)`},
 		{"ts out of range", `[{"ph":"X","ts":1e300,"dur":1}]`, "out of range"},
 		{"ts+dur overflow", `[{"ph":"X","ts":9000000000000000,"dur":9000000000000000}]`, "out of range"},
 		{"garbage after", `{"traceEvents":[]} x`, "after the end of the trace"},
