@@ -494,3 +494,19 @@ func TestNoTensorLeaks(t *testing.T) {
 		}
 	}
 }
+
+// TestWanPresetsNormalizeLatents: the real Wan presets' VAEs carry one
+// published mean and std per latent channel (see vae.Wan21, vae.Wan22), so
+// decode and the image-to-video encode apply diffusers' normalization.
+func TestWanPresetsNormalizeLatents(t *testing.T) {
+	for _, name := range []string{"Wan2.2-T2V-A14B", "Wan2.2-TI2V-5B"} {
+		pr, err := LookupPreset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := pr.DiT.InChannels
+		if len(pr.VAE.LatentsMean) != c || len(pr.VAE.LatentsStd) != c || pr.VAE.ZDim != c {
+			t.Errorf("%s: %d latent channels, VAE statistics for %d/%d", name, c, len(pr.VAE.LatentsMean), len(pr.VAE.LatentsStd))
+		}
+	}
+}

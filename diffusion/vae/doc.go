@@ -15,7 +15,10 @@
 //     clamped to [−1, 1]. The encoder mirrors it (downsamples with a zero
 //     pad on the right/bottom and a stride-2 conv; stride-2 time_convs) and
 //     ends in conv1 (1×1×1); its mean, normalized by the per-channel latent
-//     mean and std, is the latent. Latent frames map to 1 + 4(F−1) frames:
+//     mean and std, (μ − mean)/std, is the latent, and the decoder first
+//     maps its input back to z·std + mean — what diffusers' Wan pipelines
+//     do around the VAE. Wan21 and Wan22 carry the published statistics
+//     (16 and 48 channels). Latent frames map to 1 + 4(F−1) frames:
 //     the first latent frame decodes to one frame, every later one to four.
 //   - KindKL: diffusers' AutoencoderKL decoder (the Flux VAE Z-Image uses),
 //     2D: conv_in → mid_block (resnet, attention, resnet) → up_blocks

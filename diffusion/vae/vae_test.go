@@ -328,3 +328,130 @@ func TestChannelRMSNorm(t *testing.T) {
 		}
 	}
 }
+
+// TestLatentStatistics: the Wan VAEs carry their published per-channel
+// latent statistics (diffusers' AutoencoderKLWan defaults for Wan 2.1,
+// Wan2.2-TI2V-5B-Diffusers vae/config.json for Wan 2.2; first and last
+// values checked against those files), and they validate.
+func TestLatentStatistics(t *testing.T) {
+	for _, c := range []struct {
+		name                           string
+		cfg                            Config
+		mean0, meanLast, std0, stdLast float64
+	}{
+		{"Wan 2.1", Wan21(), -0.7571, -0.2921, 2.8184, 1.9160},
+		{"Wan 2.2", Wan22(), -0.2289, -0.0667, 0.4765, 0.7744},
+	} {
+		m, s := c.cfg.LatentsMean, c.cfg.LatentsStd
+		if len(m) != c.cfg.ZDim || len(s) != c.cfg.ZDim {
+			t.Fatalf("%s: %d means and %d stds for %d channels", c.name, len(m), len(s), c.cfg.ZDim)
+		}
+		if m[0] != c.mean0 || m[len(m)-1] != c.meanLast || s[0] != c.std0 || s[len(s)-1] != c.stdLast {
+			t.Errorf("%s: mean %v … %v, std %v … %v", c.name, m[0], m[len(m)-1], s[0], s[len(s)-1])
+		}
+		if err := c.cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// Each call returns its own copy: a caller's edit changes no preset.
+	a := Wan21()
+	a.LatentsMean[0] = 42
+	if Wan21().LatentsMean[0] != -0.7571 {
+		t.Error("Wan21's statistics are shared with its callers")
+	}
+	bad := TinyWan()
+	bad.LatentsMean, bad.LatentsStd = []float64{0, 0, 0, 0}, []float64{1, 0, 1, 1}
+	if err := bad.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "channel 1") {
+		t.Errorf("a zero std: %v, want ErrConfig naming channel 1", err)
+	}
+}
+
+// TestLatentNormalization: with per-channel statistics the decoder sees
+// latents / (1/std) + mean, and the encoder returns (μ − mean)·(1/std) —
+// diffusers' WanPipeline before vae.decode and WanImageToVideoPipeline on
+// the encoded condition, recomputed here in float64. Tolerance: one
+// float32 rounding of the result (2⁻²⁴ relative), with room for the
+// absolute error near zero.
+func TestLatentNormalization(t *testing.T) {
+	ctx := context.Background()
+	plain := TinyWan()
+	norm := TinyWan()
+	norm.LatentsMean = []float64{-0.7571, 0.9653, 1.5508, -0.2921}
+	norm.LatentsStd = []float64{2.8184, 1.2196, 3.2687, 0.4765}
+	close := func(got, want float64) bool { return math.Abs(got-want) <= 1e-7*(1+math.Abs(want)) }
+
+	// The decoder's input mapping, and the decoder using it: decoding z
+	// with the statistics is decoding the mapped z without them.
+	decN, err := NewDecoder(nn.Random(1), norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decP, err := NewDecoder(nn.Random(1), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := randTensor(5, 1, 4, 2, 2, 3)
+	x, err := decN.unscale(z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plane := 2 * 2 * 3
+	for i, v := range z.Float32s() {
+		c := i / plane
+		want := float64(v)/(1/norm.LatentsStd[c]) + norm.LatentsMean[c]
+		if g := float64(x.Float32s()[i]); !close(g, want) {
+			t.Fatalf("decoder input %d (channel %d) = %v, want %v", i, c, g, want)
+		}
+	}
+	yN, err := decN.Decode(ctx, z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yP, err := decP.Decode(ctx, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range yN.Float32s() {
+		if yN.Float32s()[i] != yP.Float32s()[i] {
+			t.Fatalf("pixel %d: %v decoded with statistics, %v from the mapped latents", i, yN.Float32s()[i], yP.Float32s()[i])
+		}
+	}
+
+	// The encoder's output mapping, and the round trip back through the
+	// decoder's: (μ − mean)/std, then ·std + mean, is μ again.
+	encN, err := NewEncoder(nn.Random(1), norm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encP, err := NewEncoder(nn.Random(1), plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := randTensor(6, 1, 3, 5, 16, 24)
+	zn, err := encN.Encode(ctx, px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu, err := encP.Encode(ctx, px)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plane = zn.NumElements() / 4
+	for i, v := range mu.Float32s() {
+		c := i / plane
+		want := (float64(v) - norm.LatentsMean[c]) * (1 / norm.LatentsStd[c])
+		if g := float64(zn.Float32s()[i]); !close(g, want) {
+			t.Fatalf("encoded %d (channel %d) = %v, want %v", i, c, g, want)
+		}
+	}
+	back, err := decN.unscale(zn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range mu.Float32s() {
+		// Two float32 roundings, each scaled by at most std/1 on the way back.
+		if g := float64(back.Float32s()[i]); math.Abs(g-float64(v)) > 4e-7*(1+math.Abs(float64(v))) {
+			t.Fatalf("round trip %d: %v, want %v", i, g, v)
+		}
+	}
+}
