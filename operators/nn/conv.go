@@ -19,6 +19,9 @@ type Embedding struct {
 
 // NewEmbedding builds name.weight [vocab, dim] (init N(0, 0.02)).
 func NewEmbedding(src Source, name string, vocab, dim int) (*Embedding, error) {
+	if vocab <= 0 || dim <= 0 {
+		return nil, fmt.Errorf("%w: %s: embedding of %d rows of %d", ErrWeight, name, vocab, dim)
+	}
 	w, err := src.Tensor(Join(name, "weight"), []int{vocab, dim}, Normal(0.02))
 	if err != nil {
 		return nil, err
@@ -59,8 +62,14 @@ func NewConv(src Source, name string, cfg ConvConfig) (*Conv, error) {
 	if cfg.In <= 0 || cfg.Out <= 0 || cfg.In%g != 0 || cfg.Out%g != 0 || len(cfg.Kernel) < 1 || len(cfg.Kernel) > 3 {
 		return nil, fmt.Errorf("%w: %s: conv %d -> %d, kernel %v, %d groups", ErrWeight, name, cfg.In, cfg.Out, cfg.Kernel, g)
 	}
+	if err := checkConvOptions(name, len(cfg.Kernel), cfg.Opt); err != nil {
+		return nil, err
+	}
 	fanIn := cfg.In / g
 	for _, k := range cfg.Kernel {
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: %s: kernel %v", ErrWeight, name, cfg.Kernel)
+		}
 		fanIn *= k
 	}
 	bound := 1 / math.Sqrt(float64(fanIn))
@@ -75,6 +84,31 @@ func NewConv(src Source, name string, cfg ConvConfig) (*Conv, error) {
 		}
 	}
 	return c, nil
+}
+
+// checkConvOptions rejects, at load time, options the kernel would reject
+// on every call: a slice of the wrong length (one entry, or one per spatial
+// dim), a stride or dilation below 1, a negative padding.
+func checkConvOptions(name string, dims int, o device.ConvOptions) error {
+	for _, f := range []struct {
+		what string
+		v    []int
+		min  int
+	}{{"stride", o.Stride, 1}, {"dilation", o.Dilation, 1}, {"padding", o.Padding, 0},
+		{"pad_begin", o.PadBegin, 0}, {"pad_end", o.PadEnd, 0}} {
+		if len(f.v) > 1 && len(f.v) != dims {
+			return fmt.Errorf("%w: %s: %s %v for %d spatial dims", ErrWeight, name, f.what, f.v, dims)
+		}
+		for _, x := range f.v {
+			if x < f.min {
+				return fmt.Errorf("%w: %s: %s %v, want entries >= %d", ErrWeight, name, f.what, f.v, f.min)
+			}
+		}
+	}
+	if o.Groups < 0 {
+		return fmt.Errorf("%w: %s: %d groups", ErrWeight, name, o.Groups)
+	}
+	return nil
 }
 
 // Forward convolves x [N, in, spatial...].
@@ -98,8 +132,13 @@ type ConvTranspose1d struct {
 // NewConvTranspose1d builds name.weight and (with bias) name.bias.
 func NewConvTranspose1d(src Source, name string, in, out, kernel int, bias bool, opt device.ConvTranspose1dOptions) (*ConvTranspose1d, error) {
 	g := max(opt.Groups, 1)
-	if in <= 0 || out <= 0 || kernel <= 0 || in%g != 0 || out%g != 0 {
+	if in <= 0 || out <= 0 || kernel <= 0 || opt.Groups < 0 || in%g != 0 || out%g != 0 {
 		return nil, fmt.Errorf("%w: %s: transposed conv %d -> %d, kernel %d, %d groups", ErrWeight, name, in, out, kernel, g)
+	}
+	if opt.Stride < 0 || opt.Dilation < 0 || opt.Padding < 0 || opt.OutputPadding < 0 ||
+		opt.OutputPadding >= max(opt.Stride, opt.Dilation, 1) {
+		return nil, fmt.Errorf("%w: %s: stride %d, dilation %d, padding %d, output padding %d (want >= 0, output padding below stride or dilation)",
+			ErrWeight, name, opt.Stride, opt.Dilation, opt.Padding, opt.OutputPadding)
 	}
 	bound := 1 / math.Sqrt(float64(out/g*kernel))
 	w, err := src.Tensor(Join(name, "weight"), []int{in, out / g, kernel}, Uniform(bound))

@@ -64,6 +64,11 @@ func NewMLP(src Source, name string, cfg MLPConfig) (*MLP, error) {
 	if cfg.DownName == "" {
 		cfg.DownName = "down_proj"
 	}
+	switch cfg.Act {
+	case ActSiLU, ActGELU, ActGELUTanh:
+	default:
+		return nil, fmt.Errorf("%w: %s: unknown activation %q", ErrWeight, name, cfg.Act)
+	}
 	m := &MLP{Name: name, Cfg: cfg}
 	var err error
 	if cfg.Gated {

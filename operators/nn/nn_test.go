@@ -3,11 +3,14 @@ package nn_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/omniflow-go/omniflow/device"
 	"github.com/omniflow-go/omniflow/operators/nn"
 	"github.com/omniflow-go/omniflow/profiler"
 	"github.com/omniflow-go/omniflow/sinks/memory"
@@ -44,28 +47,182 @@ func TestRandomSourceIsDeterministicPerName(t *testing.T) {
 	}
 }
 
-// TestCheckpointLoadErrors: a missing or mis-shaped weight is an error at
-// load time, naming the weight.
-func TestCheckpointLoadErrors(t *testing.T) {
-	w, _ := tensor.FromFloat32(make([]float32, 12), 3, 4)
-	ints := tensor.Zeros(tensor.Int32, 3)
-	src := nn.Checkpoint(nn.Map{"fc.weight": w, "fc.bias": ints})
-	if _, err := nn.NewLinear(src, "fc", 4, 3, false); err != nil {
-		t.Fatal(err)
+// must is for test setup that fails only when the test itself is wrong.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
 	}
+	return v
+}
+
+// recorder is a Source that hands out nn.Random's weights and remembers
+// every weight a layer asked for.
+type recorder struct {
+	src     nn.Source
+	weights nn.Map
+	order   []string
+}
+
+func (r *recorder) Tensor(name string, shape []int, init nn.Init) (*tensor.Tensor, error) {
+	t, err := r.src.Tensor(name, shape, init)
+	if err == nil {
+		r.weights[name] = t
+		r.order = append(r.order, name)
+	}
+	return t, err
+}
+
+// constructors builds every layer from a Source.
+var constructors = []struct {
+	name  string
+	build func(nn.Source) error
+}{
+	{"Linear", func(s nn.Source) error { _, err := nn.NewLinear(s, "fc", 4, 3, true); return err }},
+	{"Embedding", func(s nn.Source) error { _, err := nn.NewEmbedding(s, "emb", 7, 3); return err }},
+	{"RMSNorm", func(s nn.Source) error { _, err := nn.NewRMSNorm(s, "rms", 5, 1e-6); return err }},
+	{"LayerNorm", func(s nn.Source) error { _, err := nn.NewLayerNorm(s, "ln", 5, 1e-5, true); return err }},
+	{"GroupNorm", func(s nn.Source) error { _, err := nn.NewGroupNorm(s, "gn", 2, 6, 1e-6); return err }},
+	{"MLP/swiglu", func(s nn.Source) error {
+		_, err := nn.NewMLP(s, "mlp", nn.MLPConfig{Dim: 4, Hidden: 6, Act: nn.ActSiLU, Gated: true, Bias: true})
+		return err
+	}},
+	{"MLP/gelu", func(s nn.Source) error {
+		_, err := nn.NewMLP(s, "ffn", nn.MLPConfig{Dim: 4, Hidden: 6, Act: nn.ActGELU, UpName: "fc1", DownName: "fc2"})
+		return err
+	}},
+	{"Attention/self", func(s nn.Source) error {
+		_, err := nn.NewAttention(s, "attn", nn.AttentionConfig{Dim: 8, Heads: 2, KVHeads: 1, QKVBias: true, OutBias: true,
+			QKNorm: true, QKNormPerHead: true})
+		return err
+	}},
+	{"Attention/cross", func(s nn.Source) error {
+		_, err := nn.NewAttention(s, "cross", nn.AttentionConfig{Dim: 8, Heads: 2, KVDim: 6, QKNorm: true,
+			QName: "to_q", KName: "to_k", VName: "to_v", OName: "to_out.0", QNormName: "norm_q", KNormName: "norm_k"})
+		return err
+	}},
+	{"Conv/1d", func(s nn.Source) error {
+		_, err := nn.NewConv(s, "c1", nn.ConvConfig{In: 4, Out: 2, Kernel: []int{3}, Bias: true, Opt: device.ConvOptions{Groups: 2}})
+		return err
+	}},
+	{"Conv/2d", func(s nn.Source) error {
+		_, err := nn.NewConv(s, "c2", nn.ConvConfig{In: 3, Out: 2, Kernel: []int{3, 2}, Bias: true})
+		return err
+	}},
+	{"Conv/3d", func(s nn.Source) error {
+		_, err := nn.NewConv(s, "c3", nn.ConvConfig{In: 2, Out: 2, Kernel: []int{3, 1, 1}, Bias: true, Opt: device.ConvOptions{Causal: true}})
+		return err
+	}},
+	{"ConvTranspose1d", func(s nn.Source) error {
+		_, err := nn.NewConvTranspose1d(s, "up", 4, 6, 4, true, device.ConvTranspose1dOptions{Stride: 2, Groups: 2})
+		return err
+	}},
+}
+
+// TestCheckpointLoadErrors: for every layer and every weight it needs, a
+// checkpoint without it, with it mis-shaped, with an integer dtype or with
+// a non-finite value fails at construction with ErrWeight, naming the
+// weight; with all of them right (in bf16, say) construction succeeds.
+func TestCheckpointLoadErrors(t *testing.T) {
+	for _, c := range constructors {
+		t.Run(c.name, func(t *testing.T) {
+			rec := &recorder{src: nn.Random(1), weights: nn.Map{}}
+			if err := c.build(rec); err != nil {
+				t.Fatal(err)
+			}
+			if len(rec.order) == 0 || len(rec.order) != len(rec.weights) {
+				t.Fatalf("weights asked for: %q", rec.order)
+			}
+			if err := c.build(nn.Checkpoint(rec.weights)); err != nil {
+				t.Fatalf("the weights it was built from: %v", err)
+			}
+			bf := nn.Map{}
+			for n, w := range rec.weights {
+				bf[n], _ = w.ConvertTo(tensor.BFloat16)
+			}
+			if err := c.build(nn.Checkpoint(bf)); err != nil {
+				t.Fatalf("bf16 weights: %v", err)
+			}
+			for _, name := range rec.order {
+				w := rec.weights[name]
+				wrongShape := append(append([]int(nil), w.Shape()...), 1)
+				wrongShape[0]++
+				nan := must(w.Clone())
+				nan.Float32s()[nan.NumElements()-1] = float32(math.NaN())
+				for _, tc := range []struct {
+					what    string
+					replace *tensor.Tensor // nil: the weight is missing
+					wantErr string
+				}{
+					{"missing", nil, name + ": not found"},
+					{"shape", tensor.Zeros(tensor.Float32, wrongShape...), fmt.Sprintf("%s has shape %v, the model needs %v", name, wrongShape, w.Shape())},
+					{"dtype", tensor.Zeros(tensor.Int32, w.Shape()...), name + " has dtype int32"},
+					{"non_finite", nan, name + " holds a non-finite value"},
+				} {
+					t.Run(name+"/"+tc.what, func(t *testing.T) {
+						m := maps.Clone(rec.weights)
+						if tc.replace == nil {
+							delete(m, name)
+						} else {
+							m[name] = tc.replace
+						}
+						err := c.build(nn.Checkpoint(m))
+						if !errors.Is(err, nn.ErrWeight) || !strings.Contains(err.Error(), tc.wantErr) {
+							t.Fatalf("err %v, want ErrWeight saying %q", err, tc.wantErr)
+						}
+					})
+				}
+			}
+		})
+	}
+}
+
+// TestConfigErrors: a layer configuration that no weights could make work
+// is an ErrWeight error at construction, naming the layer.
+func TestConfigErrors(t *testing.T) {
+	src := nn.Random(1)
+	conv := func(cfg nn.ConvConfig) error { _, err := nn.NewConv(src, "bad", cfg); return err }
+	convT := func(in, out, k int, opt device.ConvTranspose1dOptions) error {
+		_, err := nn.NewConvTranspose1d(src, "bad", in, out, k, true, opt)
+		return err
+	}
+	attn := func(cfg nn.AttentionConfig) error { _, err := nn.NewAttention(src, "bad", cfg); return err }
 	for _, tc := range []struct {
-		name    string
-		build   func() error
-		wantErr string
+		name string
+		err  error
 	}{
-		{"missing", func() error { _, err := nn.NewLinear(src, "proj", 4, 3, false); return err }, "proj.weight"},
-		{"shape", func() error { _, err := nn.NewLinear(src, "fc", 3, 4, false); return err }, "fc.weight has shape [3 4], the model needs [4 3]"},
-		{"dtype", func() error { _, err := nn.NewLinear(src, "fc", 4, 3, true); return err }, "fc.bias has dtype int32"},
+		{"linear_no_inputs", func() error { _, err := nn.NewLinear(src, "bad", 0, 3, false); return err }()},
+		{"embedding_empty", func() error { _, err := nn.NewEmbedding(src, "bad", 0, 3); return err }()},
+		{"rms_norm_empty", func() error { _, err := nn.NewRMSNorm(src, "bad", 0, 1e-6); return err }()},
+		{"rms_norm_negative_eps", func() error { _, err := nn.NewRMSNorm(src, "bad", 4, -1e-6); return err }()},
+		{"layer_norm_nan_eps", func() error { _, err := nn.NewLayerNorm(src, "bad", 4, float32(math.NaN()), false); return err }()},
+		{"layer_norm_inf_eps", func() error { _, err := nn.NewLayerNorm(src, "bad", 4, float32(math.Inf(1)), true); return err }()},
+		{"group_norm_groups", func() error { _, err := nn.NewGroupNorm(src, "bad", 4, 6, 1e-6); return err }()},
+		{"group_norm_no_groups", func() error { _, err := nn.NewGroupNorm(src, "bad", 0, 6, 1e-6); return err }()},
+		{"mlp_activation", func() error {
+			_, err := nn.NewMLP(src, "bad", nn.MLPConfig{Dim: 4, Hidden: 8, Act: "relu6"})
+			return err
+		}()},
+		{"mlp_no_hidden", func() error { _, err := nn.NewMLP(src, "bad", nn.MLPConfig{Dim: 4}); return err }()},
+		{"attention_kv_heads", attn(nn.AttentionConfig{Dim: 12, Heads: 3, KVHeads: 2})},
+		{"attention_no_heads", attn(nn.AttentionConfig{Dim: 12})},
+		{"attention_head_dim", attn(nn.AttentionConfig{Dim: 2, Heads: 4})},
+		{"conv_groups", conv(nn.ConvConfig{In: 3, Out: 4, Kernel: []int{3}, Opt: device.ConvOptions{Groups: 2}})},
+		{"conv_negative_groups", conv(nn.ConvConfig{In: 4, Out: 4, Kernel: []int{3}, Opt: device.ConvOptions{Groups: -2}})},
+		{"conv_no_kernel", conv(nn.ConvConfig{In: 2, Out: 2})},
+		{"conv_4d", conv(nn.ConvConfig{In: 2, Out: 2, Kernel: []int{1, 1, 1, 1}})},
+		{"conv_zero_kernel", conv(nn.ConvConfig{In: 2, Out: 2, Kernel: []int{3, 0}})},
+		{"conv_stride_zero", conv(nn.ConvConfig{In: 2, Out: 2, Kernel: []int{3}, Opt: device.ConvOptions{Stride: []int{0}}})},
+		{"conv_dilation_entries", conv(nn.ConvConfig{In: 2, Out: 2, Kernel: []int{3, 3}, Opt: device.ConvOptions{Dilation: []int{1, 1, 1}}})},
+		{"conv_negative_padding", conv(nn.ConvConfig{In: 2, Out: 2, Kernel: []int{3}, Opt: device.ConvOptions{Padding: []int{-1}}})},
+		{"conv_pad_end_entries", conv(nn.ConvConfig{In: 2, Out: 2, Kernel: []int{3, 3, 3}, Opt: device.ConvOptions{PadEnd: []int{1, 1}}})},
+		{"conv_transpose_groups", convT(4, 6, 3, device.ConvTranspose1dOptions{Groups: 4})},
+		{"conv_transpose_output_padding", convT(4, 6, 3, device.ConvTranspose1dOptions{Stride: 2, OutputPadding: 2})},
+		{"conv_transpose_negative_padding", convT(4, 6, 3, device.ConvTranspose1dOptions{Padding: -1})},
+		{"conv_transpose_no_kernel", convT(4, 6, 0, device.ConvTranspose1dOptions{})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.build()
-			if !errors.Is(err, nn.ErrWeight) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("err %v, want ErrWeight naming %q", err, tc.wantErr)
+			if !errors.Is(tc.err, nn.ErrWeight) || !strings.Contains(tc.err.Error(), "bad") {
+				t.Fatalf("err %v, want ErrWeight naming layer \"bad\"", tc.err)
 			}
 		})
 	}

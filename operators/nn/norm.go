@@ -3,6 +3,7 @@ package nn
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/omniflow-go/omniflow/device"
 	"github.com/omniflow-go/omniflow/profiler"
@@ -18,6 +19,9 @@ type RMSNorm struct {
 
 // NewRMSNorm builds name.weight [dim] (init 1).
 func NewRMSNorm(src Source, name string, dim int, eps float32) (*RMSNorm, error) {
+	if err := checkNorm(name, dim, eps); err != nil {
+		return nil, err
+	}
 	w, err := src.Tensor(Join(name, "weight"), []int{dim}, Ones)
 	if err != nil {
 		return nil, err
@@ -36,6 +40,18 @@ func (n *RMSNorm) Forward(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor
 	return y, nil
 }
 
+// checkNorm rejects a norm over no elements, or an ε that is negative or
+// not finite (the kernels add it to a variance under a square root).
+func checkNorm(name string, dim int, eps float32) error {
+	if dim <= 0 {
+		return fmt.Errorf("%w: %s: norm over %d elements", ErrWeight, name, dim)
+	}
+	if !(eps >= 0) || math.IsInf(float64(eps), 0) {
+		return fmt.Errorf("%w: %s: eps %v, want finite and >= 0", ErrWeight, name, eps)
+	}
+	return nil
+}
+
 // LayerNorm is (x − mean)/√(var+ε) · weight + bias over the last axis;
 // without affine parameters W and B are nil.
 type LayerNorm struct {
@@ -46,6 +62,9 @@ type LayerNorm struct {
 
 // NewLayerNorm builds name.weight and name.bias [dim] when affine.
 func NewLayerNorm(src Source, name string, dim int, eps float32, affine bool) (*LayerNorm, error) {
+	if err := checkNorm(name, dim, eps); err != nil {
+		return nil, err
+	}
 	n := &LayerNorm{Name: name, Eps: eps}
 	if affine {
 		var err error
@@ -80,8 +99,11 @@ type GroupNorm struct {
 
 // NewGroupNorm builds name.weight and name.bias [channels].
 func NewGroupNorm(src Source, name string, groups, channels int, eps float32) (*GroupNorm, error) {
-	if groups <= 0 || channels%groups != 0 {
+	if groups <= 0 || channels <= 0 || channels%groups != 0 {
 		return nil, fmt.Errorf("%w: %s: %d channels do not split into %d groups", ErrWeight, name, channels, groups)
+	}
+	if err := checkNorm(name, channels, eps); err != nil {
+		return nil, err
 	}
 	w, err := src.Tensor(Join(name, "weight"), []int{channels}, Ones)
 	if err != nil {

@@ -10,7 +10,8 @@ import (
 	"github.com/omniflow-go/omniflow/tensor"
 )
 
-// ErrWeight reports a missing or mis-shaped weight at load time.
+// ErrWeight reports, at load time, a missing or mis-shaped weight, or a
+// layer configuration no weights could make work.
 var ErrWeight = errors.New("nn: bad weight")
 
 // Init says how a random Source fills a weight.
