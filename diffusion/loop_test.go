@@ -3,6 +3,7 @@ package diffusion
 import (
 	"cmp"
 	"context"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -313,5 +314,56 @@ func TestStepTimestepAttr(t *testing.T) {
 		if got != want[i] || float32(got) != float32(ts[i]) {
 			t.Errorf("step %d: timestep attribute %v, want %v (the float32 %v)", i, got, want[i], float32(ts[i]))
 		}
+	}
+}
+
+// TestExpertAtExactBoundary: a timestep equal to boundary_ratio·1000 runs
+// the high-noise expert (diffusers' WanPipeline: t >= boundary_timestep).
+// At shift 12, 27 steps put t = 875 = 0.875·1000 on step 17.
+func TestExpertAtExactBoundary(t *testing.T) {
+	pr, _ := LookupPreset("tiny-wan2.2-t2v")
+	p := pr.Defaults
+	p.Steps, p.Shift = 27, 12
+	s, err := NewScheduler(pr, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := s.Timesteps()
+	const at = 17
+	boundary := pr.BoundaryRatio * 1000
+	if ts[at] != boundary || ts[at+1] >= boundary {
+		t.Fatalf("timesteps %v: step %d is not exactly the boundary %v", ts[at-1:at+2], at, boundary)
+	}
+	high := &fakeModel{name: ExpertHigh, cfg: *pr.DiT}
+	low := &fakeModel{name: ExpertLow, cfg: *pr.DiT2}
+	loop := &DenoiseLoop{Preset: pr, Task: TextToVideo, High: high, Low: low}
+	if loop.ExpertAt(boundary) != ExpertHigh || loop.ExpertAt(math.Nextafter(boundary, 0)) != ExpertLow {
+		t.Errorf("ExpertAt(%v) = %s, just below it %s", boundary, loop.ExpertAt(boundary), loop.ExpertAt(math.Nextafter(boundary, 0)))
+	}
+	txt := encodeTiny(t, pr, "a cat", "")
+	recs := record(t, func(ctx context.Context) {
+		if _, err := loop.Denoise(ctx, p, txt[0], txt[1], nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+	stepRecs, _ := steps(recs)
+	if len(stepRecs) != len(ts) {
+		t.Fatalf("%d step spans, want %d", len(stepRecs), len(ts))
+	}
+	for _, i := range []int{at, at + 1} {
+		want := ExpertHigh
+		if i > at {
+			want = ExpertLow
+		}
+		if got := attr(stepRecs[i], "expert").AsString(); got != want {
+			t.Errorf("step %d (t=%v): expert %s, want %s", i, ts[i], got, want)
+		}
+	}
+	// Both guided passes of step 17 went to the high-noise expert, at t = 875.
+	if n := len(high.log); n != 2*(at+1) || high.log[n-1].t[0] != boundary || high.log[n-2].t[0] != boundary {
+		t.Errorf("high-noise expert: %d calls, the last at %v; want %d, the last two at %v", n, high.log[n-1].t, 2*(at+1), boundary)
+	}
+	if low.log[0].t[0] != ts[at+1] {
+		t.Errorf("the low-noise expert's first call at %v, want %v", low.log[0].t, ts[at+1])
 	}
 }
