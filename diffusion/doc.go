@@ -30,7 +30,11 @@
 //     uncond + s·(cond − uncond), skipped (one pass) when s ≤ 1.
 //   - Wan 2.2's two experts: the high-noise transformer runs while the
 //     timestep t ≥ boundary_ratio·1000, then the low-noise one, each with
-//     its own scale (GuidanceScale, GuidanceScale2).
+//     its own scale (GuidanceScale, GuidanceScale2). Whether a step is
+//     guided is decided per step from its expert's scale (> 1); diffusers
+//     decides once from guidance_scale, so GuidanceScale ≤ 1 with
+//     GuidanceScale2 > 1 guides the low-noise steps here and no step there
+//     (see Params.GuidanceScale).
 //   - Every scheduler timestep is a denoise.step span. Z-Image's last
 //     step (t = 0 once σ_min = 0) is zero-length: diffusers still runs the
 //     transformer there and multiplies its output by dt = 0; here the call

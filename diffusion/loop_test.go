@@ -367,3 +367,66 @@ func TestExpertAtExactBoundary(t *testing.T) {
 		t.Errorf("the low-noise expert's first call at %v, want %v", low.log[0].t, ts[at+1])
 	}
 }
+
+// TestWanGuidancePerStep pins omniflow's rule where it differs from
+// diffusers' (which decides once, from guidance_scale > 1): each step
+// guides when its own expert's scale is above 1. GuidanceScale 1 with
+// GuidanceScale2 3 encodes the negative prompt, runs one pass on the
+// high-noise steps and two on the low-noise ones; 4 with 1 the reverse.
+func TestWanGuidancePerStep(t *testing.T) {
+	pr, _ := LookupPreset("tiny-wan2.2-t2v")
+	for _, c := range []struct {
+		g1, g2     float64
+		high, low  []string // passes per step of each expert
+		negPrompts bool
+	}{
+		{1, 3, []string{SpanCond}, []string{SpanCond, SpanUncond}, true},
+		{4, 1, []string{SpanCond, SpanUncond}, []string{SpanCond}, true},
+		{1, 1, []string{SpanCond}, []string{SpanCond}, false},
+	} {
+		p := pr.Defaults
+		p.Steps, p.GuidanceScale, p.GuidanceScale2 = 10, c.g1, c.g2
+		if p.usesCFG(pr) != c.negPrompts {
+			t.Errorf("scales %v, %v: negative prompt encoded %v, want %v", c.g1, c.g2, p.usesCFG(pr), c.negPrompts)
+		}
+		high := &fakeModel{name: ExpertHigh, cfg: *pr.DiT}
+		low := &fakeModel{name: ExpertLow, cfg: *pr.DiT2}
+		loop := &DenoiseLoop{Preset: pr, Task: TextToVideo, High: high, Low: low}
+		txt := encodeTiny(t, pr, "a cat", "")
+		uncond := txt[1]
+		if !c.negPrompts {
+			uncond = nil
+		}
+		recs := record(t, func(ctx context.Context) {
+			if _, err := loop.Denoise(ctx, p, txt[0], uncond, nil); err != nil {
+				t.Fatal(err)
+			}
+		})
+		stepRecs, children := steps(recs)
+		var nHigh, nLow int
+		for i, r := range stepRecs {
+			want := c.high
+			if attr(r, "expert").AsString() == ExpertLow {
+				want = c.low
+				nLow++
+			} else {
+				nHigh++
+			}
+			g := GuidanceNone
+			if len(want) == 2 {
+				g = GuidanceCFG
+			}
+			got := slices.DeleteFunc(children[r.ID], func(s string) bool { return s == SpanSchedStep })
+			if !slices.Equal(got, want) || attr(r, "guidance").AsString() != g {
+				t.Errorf("scales %v, %v: step %d (%s) passes %v guidance %s, want %v %s", c.g1, c.g2, i,
+					attr(r, "expert").AsString(), got, attr(r, "guidance").AsString(), want, g)
+			}
+		}
+		if nHigh == 0 || nLow == 0 {
+			t.Fatalf("10 steps: %d high-noise, %d low-noise; the test needs both", nHigh, nLow)
+		}
+		if len(high.log) != nHigh*len(c.high) || len(low.log) != nLow*len(c.low) {
+			t.Errorf("scales %v, %v: %d high and %d low calls", c.g1, c.g2, len(high.log), len(low.log))
+		}
+	}
+}

@@ -18,9 +18,17 @@ type Params struct {
 	Steps          int // num_inference_steps
 	// GuidanceScale is the classifier-free guidance scale (of the
 	// high-noise expert, for Wan 2.2 A14B); GuidanceScale2 is the
-	// low-noise expert's (guidance_scale_2). Wan guides when a scale is
-	// above 1 (diffusers' rule), Z-Image when it is above 0 (its formula is
-	// cond + s·(cond − uncond)).
+	// low-noise expert's (guidance_scale_2). Z-Image guides when the scale
+	// is above 0 (its formula is cond + s·(cond − uncond)).
+	//
+	// Wan guides a step when that step's expert's scale is above 1,
+	// decided per step. diffusers' WanPipeline decides once, from
+	// guidance_scale alone: with GuidanceScale ≤ 1 it never guides, even
+	// with GuidanceScale2 > 1, and with GuidanceScale > 1 it runs both
+	// passes on every step, even at a low-noise scale of 1 (where the
+	// guided result is the conditional pass). Here GuidanceScale 1 with
+	// GuidanceScale2 3 runs one pass on the high-noise steps and two on the
+	// low-noise ones, and a scale of 1 never costs a second pass.
 	GuidanceScale, GuidanceScale2 float64
 	// Shift is the sampler's flow shift (Wan's sample_shift, Z-Image's
 	// scheduler shift).

@@ -112,7 +112,7 @@ func Main(ctx context.Context, ex Example, args []string, stdout, stderr io.Writ
 	fs.Uint64Var(&f.weightSeed, "weight_seed", 0, "seed of the synthetic weights")
 	if ex.Task.Video() {
 		fs.IntVar(&f.frames, "num_frames", d.Frames, "frames, 1 + 4k for Wan's VAE")
-		fs.Float64Var(&f.guidance2, "guidance_scale_2", d.GuidanceScale2, "guidance scale of Wan 2.2's low-noise expert")
+		fs.Float64Var(&f.guidance2, "guidance_scale_2", d.GuidanceScale2, "guidance scale of Wan 2.2's low-noise expert; a step guides when its expert's scale is > 1\n(diffusers decides from --guidance_scale alone: 1 with 3 guides no step there, the low-noise ones here)")
 		fs.IntVar(&f.fps, "fps", 16, "frames per second of the GIF")
 	} else {
 		fs.Float64Var(&f.truncation, "cfg_truncation", d.CFGTruncation, "Z-Image: stop guidance once (1000-t)/1000 exceeds this (1 = never)")
