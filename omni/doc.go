@@ -68,10 +68,13 @@
 // prompt embedding and encoders, its sampling, its vocoder chunk) is a
 // span there carrying its id; the first one per stage is an operator
 // slice, which the Chrome sink joins with flow arrows, so each request has
-// arrows thinker → talker → vocoder. Hand-offs (request → thinker, thinker
-// → talker, talker → vocoder) are spans from enqueue to dequeue on the
-// receiving stage, with their sizes, on lanes from 1000 up that never
-// partly overlap.
+// arrows thinker → talker → vocoder. An iteration that is not recorded
+// (the session started while it ran) records nothing of its work either.
+// Hand-offs (request → thinker, thinker → talker, talker → vocoder) are
+// spans on the receiving stage from the send to the end of the copy into
+// the request's state there, with their sizes, on lanes from 1000 up that
+// never partly overlap; inside each, on its lane, a "queue" span (the wait
+// in the queue) and a "copy" span (taking it in) show the two apart.
 //
 // StartProfile(ctx, stages...) selects stages by id (all three by default,
 // named so that a MAX_ITERS session stops once each has recorded its

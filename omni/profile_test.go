@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,6 +109,7 @@ func TestProfileTrace(t *testing.T) {
 					t.Errorf("no %q hand-offs on stage %d", name, s)
 				}
 			}
+			checkHandoffs(t, tr)
 			for _, id := range []string{"alpha", "beta"} {
 				var hops []string
 				for _, f := range tr.Flows {
@@ -118,10 +121,65 @@ func TestProfileTrace(t *testing.T) {
 					t.Errorf("request %s: arrows %v, want thinker → talker → vocoder", id, hops)
 				}
 			}
-			if !slices.Contains(res.Stages, profiler.StageInfo{ID: 0, Name: "thinker", Selected: true, Iterations: res.Stages[0].Iterations, Events: res.Stages[0].Events}) {
-				t.Errorf("stages %+v", res.Stages)
+			if len(res.Stages) != len(stageNames) {
+				t.Fatalf("stages %+v", res.Stages)
+			}
+			for i, name := range stageNames {
+				st := res.Stages[i]
+				if st.ID != i || st.Name != name || !st.Selected || st.Iterations < 1 || st.Recorded != uint64(st.Iterations) || st.Events == 0 {
+					t.Errorf("stage %d: %+v, want %s selected with every iteration recorded", i, st, name)
+				}
 			}
 		})
+	}
+}
+
+// checkHandoffs: every hand-off span holds, on its lane, its queue wait
+// from its start and its copy to its end, back to back, for its request;
+// and each edge's hand-offs are there.
+func checkHandoffs(t *testing.T, tr *chrometest.Trace) {
+	t.Helper()
+	edges := []string{"request → thinker", "thinker → talker", "talker → vocoder"}
+	parts := map[chrometest.Lane][]*chrometest.Event{}
+	for _, e := range tr.Slices() {
+		if e.Cat == "handoff" && (e.Name == "queue" || e.Name == "copy") {
+			parts[e.Lane()] = append(parts[e.Lane()], e)
+		}
+	}
+	n := 0
+	for _, h := range tr.Slices() {
+		if h.Cat != "handoff" || !slices.Contains(edges, h.Name) {
+			continue
+		}
+		n++
+		if h.Pid != pid(slices.Index(edges, h.Name)) {
+			t.Errorf("%q on process %d", h.Name, h.Pid)
+		}
+		var q, c *chrometest.Event
+		for _, e := range parts[h.Lane()] {
+			switch {
+			case e.Name == "queue" && e.TS == h.TS && e.End() <= h.End():
+				q = e
+			case e.Name == "copy" && e.End() == h.End() && e.TS >= h.TS:
+				c = e
+			}
+		}
+		if q == nil || c == nil {
+			t.Errorf("%q [%d, %d] on %v: queue %v, copy %v", h.Name, h.TS, h.End(), h.Lane(), q, c)
+			continue
+		}
+		if q.End() != c.TS || q.Args["request"] != h.Args["request"] || c.Args["request"] != h.Args["request"] || h.Args["request"] == nil {
+			t.Errorf("%q of %v: queue [%d, %d] of %v, copy [%d, %d] of %v", h.Name, h.Args["request"], q.TS, q.End(), q.Args["request"], c.TS, c.End(), c.Args["request"])
+		}
+		if ms, err := h.Args["queue_ms"].(json.Number).Float64(); err != nil || math.Abs(ms-float64(q.Dur)/1e6) > 1e-3 {
+			t.Errorf("%q: queue_ms %v, the queue span %d ns", h.Name, h.Args["queue_ms"], q.Dur)
+		}
+	}
+	if n == 0 {
+		t.Error("no hand-off spans")
+	}
+	if len(parts) == 0 {
+		t.Error("no queue or copy spans")
 	}
 }
 
@@ -200,6 +258,11 @@ func TestProfileMaxIters(t *testing.T) {
 			}
 			if n != want {
 				t.Errorf("round %d: stage %d recorded %d iterations, want %d", round, s, n, want)
+			}
+			// The result says how many iterations are in the trace, beside
+			// how many ran while the session did.
+			if i := slices.IndexFunc(res.Stages, func(st profiler.StageInfo) bool { return st.ID == s }); want > 0 && (i < 0 || res.Stages[i].Recorded != uint64(want)) {
+				t.Errorf("round %d: stage %d: %+v, want %d recorded", round, s, res.Stages, want)
 			}
 		}
 		// Collected by Wait: Stop has nothing more to report.
@@ -309,5 +372,173 @@ func TestWaitingStageRecordsNothing(t *testing.T) {
 	}
 	if ops == 0 {
 		t.Error("no stage loop slices")
+	}
+}
+
+// TestProfileStartedMidIteration: a session that starts while iterations
+// are running records none of their work without them: every layer,
+// kernel and request span of a stage loop lies inside a recorded
+// iteration of that stage, with its iteration number. (The session
+// starts while requests are decoding, so some stage is almost always in
+// the middle of an iteration; it stops once they are done, when none is.)
+func TestProfileStartedMidIteration(t *testing.T) {
+	ctx := context.Background()
+	mem := memory.New()
+	p, err := profiler.New(profiler.WithSink(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEngine(t, Config{Streaming: true, ChunkFrames: 4, Profiler: p})
+	for round := range 4 {
+		st, err := e.Stream(ctx, Prompt{Text: "the first request"}, greedy(24))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Next(ctx); err != nil { // decoding has begun
+			t.Fatal(err)
+		}
+		done := make(chan error, 3)
+		for i := range 3 {
+			go func() {
+				_, err := e.Generate(ctx, []Prompt{{Text: testPrompts[i]}}, greedy(10+i))
+				done <- err
+			}()
+		}
+		if err := e.StartProfile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for {
+			if _, err := st.Next(ctx); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := e.StopProfile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		recs := mem.Records()
+		var iters []profiler.Record
+		for _, r := range recs {
+			if r.Kind == profiler.KindIteration {
+				iters = append(iters, r)
+			}
+		}
+		if len(iters) == 0 {
+			t.Fatalf("round %d: no iterations recorded", round)
+		}
+		for _, r := range recs {
+			if r.Stage < 0 || r.Lane != loopLane || !r.Kind.IsSpan() || r.Kind == profiler.KindIteration ||
+				r.Kind == profiler.KindOperator && r.Request == "" { // scheduling slices lie between iterations
+				continue
+			}
+			in := slices.ContainsFunc(iters, func(it profiler.Record) bool {
+				// Request anchors are emitted with their times, no iteration number.
+				return it.Stage == r.Stage && it.Lane == r.Lane && it.Start <= r.Start && r.End <= it.End &&
+					(it.Iter == r.Iter || r.Kind == profiler.KindOperator)
+			})
+			if !in {
+				t.Errorf("round %d: stage %d %s %q (request %q, iteration %d) [%d, %d] lies in no recorded iteration", round, r.Stage, r.Kind, r.Name, r.Request, r.Iter, r.Start, r.End)
+			}
+		}
+	}
+}
+
+// blockingSink is a Chrome sink whose Shutdown waits until release is
+// closed, having said so on entered: a stop stuck in its sink.
+type blockingSink struct {
+	profiler.Sink
+	entered chan<- struct{}
+	release <-chan struct{}
+}
+
+func (b *blockingSink) Shutdown(ctx context.Context) error {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.Sink.Shutdown(ctx)
+}
+
+func (b *blockingSink) Files() []string { return b.Sink.(profiler.FileSink).Files() }
+
+// TestStopProfileNeverDelaysGeneration: while StopProfile is stuck in a
+// sink's Shutdown, a generation still runs to its complete result (the
+// same as without profiling); once the sink is released the stop returns
+// complete files, holding the requests served before the stop and none
+// served during it.
+func TestStopProfileNeverDelaysGeneration(t *testing.T) {
+	ctx := context.Background()
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	factory := profiler.SinkFunc(func(ctx context.Context, info profiler.SessionInfo) (profiler.Sink, error) {
+		sk, err := chrome.New().Open(ctx, info)
+		if err != nil {
+			return nil, err
+		}
+		return &blockingSink{Sink: sk, entered: entered, release: release}, nil
+	})
+	p, err := profiler.New(profiler.WithDir(t.TempDir()), profiler.WithSink(factory))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEngine(t, Config{Streaming: true, ChunkFrames: 4, Profiler: p})
+	params := sampled(3, 8)
+	want := solo(t, e, Prompt{Text: "during the stop"}, params)
+	if err := e.StartProfile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := solo(t, e, Prompt{ID: "before", Text: "during the stop"}, params)
+	sameResult(t, "request before the stop", before, want)
+
+	type stopResult struct {
+		res profiler.Result
+		err error
+	}
+	stopped := make(chan stopResult, 1)
+	released := false
+	t.Cleanup(func() { // a failed test still ends the stop and its goroutine
+		if !released {
+			close(release)
+			<-stopped
+		}
+	})
+	go func() {
+		res, err := e.StopProfile(ctx)
+		stopped <- stopResult{res, err}
+	}()
+	<-entered // the stop is in the sink's Shutdown, and stays there
+	res, err := e.Generate(ctx, []Prompt{{ID: "during", Text: "during the stop"}}, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("the stop returned before its sink finished")
+	default:
+	}
+	if res[0].ID != "during" || res[0].Latency <= 0 || len(res[0].Audio) == 0 {
+		t.Errorf("incomplete result during the stop: %+v", res[0])
+	}
+	sameResult(t, "request during the stop", res[0], want)
+
+	close(release)
+	released = true
+	st := <-stopped
+	if st.err != nil {
+		t.Fatal(st.err)
+	}
+	tr := traceOf(t, st.res)
+	var requests []string
+	for _, ev := range tr.Slices() {
+		if id, ok := ev.Args["request"].(string); ok && !slices.Contains(requests, id) {
+			requests = append(requests, id)
+		}
+	}
+	if !slices.Contains(requests, "before") || slices.Contains(requests, "during") {
+		t.Errorf("the trace holds requests %v, want before and not during", requests)
 	}
 }

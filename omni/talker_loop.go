@@ -61,6 +61,8 @@ func (e *Engine) runnable(s *talkerSeq) bool {
 func (e *Engine) talkerLoop() {
 	defer e.wg.Done()
 	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageTalker, loopLane, loopLaneNames[StageTalker], ""), "talker.schedule")
+	quiet, endQuiet := e.quietContext(ctx, StageTalker)
+	defer endQuiet()
 	seqs := map[*request]*talkerSeq{}
 	var order []*talkerSeq // tracked requests, in arrival order
 	slots := make([]bool, e.cfg.MaxBatch)
@@ -121,7 +123,7 @@ func (e *Engine) talkerLoop() {
 			continue
 		}
 		act.Pause() // the step is a span of its own, beside the scheduling slices
-		if err := e.talkerStep(ctx, batch); err != nil {
+		if err := e.talkerStep(ctx, quiet, batch); err != nil {
 			for _, s := range batch {
 				s.failErr = err
 			}
@@ -164,10 +166,10 @@ func assignSlots(order []*talkerSeq, slots []bool) {
 // talkerReceive takes one message from the thinker.
 func (e *Engine) talkerReceive(ctx context.Context, m *talkerMsg, seqs map[*request]*talkerSeq, order []*talkerSeq, hand *handoffLanes) []*talkerSeq {
 	// The hand-off span runs from the send to the end of the copy into
-	// the request's state; queue_ms is its wait in the queue.
+	// the request's state, its queue wait and its copy apart inside it.
 	dequeued := profiler.Now()
 	defer func() {
-		hand.emit(e.prof, m.r.id, m.sent, profiler.Now(), profiler.Float64("queue_ms", float64(dequeued-m.sent)/1e6),
+		hand.emit(e.prof, m.r.id, m.sent, dequeued, profiler.Now(),
 			profiler.Int("bytes", 4*(len(m.prompt)+len(m.conds))), profiler.Int("text_tokens", len(m.conds)/e.model.Thinker.Hidden),
 			profiler.Bool("done", m.done))
 	}()
@@ -211,7 +213,7 @@ func (e *Engine) cond(s *talkerSeq, j int) []float32 {
 
 // talkerStep is one iteration: one batched forward over every runnable
 // request, one codec token sampled for each.
-func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq) error {
+func (e *Engine) talkerStep(ctx, quiet context.Context, batch []*talkerSeq) error {
 	tc := e.model.Talker
 	dim := e.model.Thinker.Hidden
 	pre, dec := 0, 0
@@ -222,7 +224,7 @@ func (e *Engine) talkerStep(ctx context.Context, batch []*talkerSeq) error {
 			dec++
 		}
 	}
-	ctx, span := profiler.Step(ctx, "talker.step", profiler.Int("batch", len(batch)),
+	ctx, span := iteration(ctx, quiet, "talker.step", profiler.Int("batch", len(batch)),
 		profiler.Int("prefill_tokens", pre), profiler.Int("decode_tokens", dec))
 	defer span.End()
 	conds := make([]float32, 0, (pre+dec)*dim)

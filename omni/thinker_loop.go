@@ -49,6 +49,8 @@ type talkerMsg struct {
 func (e *Engine) thinkerLoop() {
 	defer e.wg.Done()
 	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageThinker, loopLane, loopLaneNames[StageThinker], ""), "thinker.schedule")
+	quiet, endQuiet := e.quietContext(ctx, StageThinker)
+	defer endQuiet()
 	var active []*thinkerSeq
 	var held *request
 	queue := newHandoffLanes(StageThinker, "request → thinker")
@@ -77,7 +79,6 @@ func (e *Engine) thinkerLoop() {
 		default:
 		}
 		act.Resume()
-		recv := profiler.Now()
 
 		// Drop cancelled requests; admit new ones between iterations.
 		active = e.thinkerDropCanceled(ctx, active, act)
@@ -103,12 +104,16 @@ func (e *Engine) thinkerLoop() {
 				held = r
 				break
 			}
+			taken := profiler.Now()
 			s, err := e.newThinkerSeq(r)
 			if err != nil {
 				r.out.fail(err)
 				continue
 			}
-			queue.emit(e.prof, r.id, r.sent, recv, profiler.Int("tokens", len(r.ids)))
+			// Queued from the submit until taken in here (a request
+			// held back for the prefill budget is still queued); the copy
+			// is its state's setup: KV caches, the prompt into its history.
+			queue.emit(e.prof, r.id, r.sent, taken, profiler.Now(), profiler.Int("tokens", len(r.ids)))
 			prefill += len(r.ids)
 			active = append(active, s)
 		}
@@ -116,7 +121,7 @@ func (e *Engine) thinkerLoop() {
 			continue
 		}
 		act.Pause() // the step is a span of its own, beside the scheduling slices
-		if err := e.thinkerStep(ctx, active); err != nil {
+		if err := e.thinkerStep(ctx, quiet, active); err != nil {
 			for _, s := range active {
 				s.failErr = err
 			}
@@ -160,7 +165,7 @@ func (e *Engine) thinkerDropCanceled(ctx context.Context, active []*thinkerSeq, 
 // thinkerStep is one iteration: one batched forward over every active
 // request (the prompts of new ones, one token of the others), then a
 // token sampled for each.
-func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq) error {
+func (e *Engine) thinkerStep(ctx, quiet context.Context, active []*thinkerSeq) error {
 	pre, dec := 0, 0
 	for _, s := range active {
 		if s.prefill {
@@ -169,7 +174,7 @@ func (e *Engine) thinkerStep(ctx context.Context, active []*thinkerSeq) error {
 			dec++
 		}
 	}
-	ctx, span := profiler.Step(ctx, "thinker.step", profiler.Int("batch", len(active)),
+	ctx, span := iteration(ctx, quiet, "thinker.step", profiler.Int("batch", len(active)),
 		profiler.Int("prefill_tokens", pre), profiler.Int("decode_tokens", dec))
 	defer span.End()
 	m := e.thinker.dec

@@ -42,13 +42,17 @@ func newHandoffLanes(stage int, name string) *handoffLanes {
 	return &handoffLanes{stage: stage, name: name}
 }
 
-// emit records a hand-off of request req that was sent at sent and taken
-// over by the receiving stage at recv (profiler clock), if the stage is
-// being recorded.
-func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, recv int64, attrs ...profiler.Attr) {
+// emit records a hand-off of request req: sent when the sending stage
+// queued it, dequeued when the receiving stage took it in, done when it
+// finished copying it into the request's state there (profiler clock),
+// if the receiving stage is being recorded. The hand-off span covers
+// [sent, done] and holds two spans on its lane, "queue" [sent, dequeued]
+// and "copy" [dequeued, done], so the wait and the work are apart.
+func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, dequeued, done int64, attrs ...profiler.Attr) {
 	if !p.Recording(h.stage) {
 		return
 	}
+	dequeued = min(max(dequeued, sent), done)
 	k := -1
 	for i, end := range h.ends {
 		if end <= sent {
@@ -64,13 +68,39 @@ func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, recv int64, 
 		h.names = append(h.names, h.name+" #"+strconv.Itoa(len(h.names)))
 		k = len(h.ends) - 1
 	}
-	h.ends[k] = recv
-	attrs = append(attrs, profiler.String("request", req))
-	p.Emit(stageTrack(h.stage, handoffLaneBase+k, h.names[k], req), profiler.KindHandoff, h.name, sent, recv, attrs...)
+	h.ends[k] = done
+	tr := stageTrack(h.stage, handoffLaneBase+k, h.names[k], req)
+	attrs = append(attrs, profiler.Float64("queue_ms", float64(dequeued-sent)/1e6), profiler.String("request", req))
+	p.Emit(tr, profiler.KindHandoff, h.name, sent, done, attrs...)
+	p.Emit(tr, profiler.KindHandoff, "queue", sent, dequeued)
+	p.Emit(tr, profiler.KindHandoff, "copy", dequeued, done)
+}
+
+// iteration starts an iteration span (profiler.Step) of a stage loop.
+// When the iteration is not recorded — the session started while it ran,
+// or the stage's window is not open — its work runs under quiet, a
+// context no session records, so that no layer, kernel or request's work
+// of it is recorded without the iteration around it.
+func iteration(ctx, quiet context.Context, name string, attrs ...profiler.Attr) (context.Context, profiler.Span) {
+	sctx, span := profiler.Step(ctx, name, attrs...)
+	if !span.Recording() {
+		return quiet, span
+	}
+	return sctx, span
+}
+
+// quietContext returns a context below ctx on stage's loop lane that no
+// session records (it is scoped to e.idle, a profiler that never starts),
+// and the function that ends it. The stage loop's goroutine owns it.
+func (e *Engine) quietContext(ctx context.Context, stage int) (context.Context, func()) {
+	qctx, act := e.idle.Enter(ctx, stageTrack(stage, loopLane, loopLaneNames[stage], ""), loopLaneNames[stage])
+	act.Pause() // it holds no runtime/trace region open across the loop's own
+	return qctx, func() { act.End(nil) }
 }
 
 // requestWork runs f, request req's own work inside an iteration of
-// stage, as a span nested in the iteration. The first one recorded for
+// stage, as a span nested in the iteration (ctx is the iteration's: see
+// iteration; nothing is recorded when it is not). The first one recorded for
 // the request on the stage is an operator slice with the request's id —
 // the anchor the Chrome sink draws the request's flow arrows between
 // (thinker → talker → vocoder) — and later ones are module spans with a
@@ -78,7 +108,7 @@ func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, recv int64, 
 // run side by side in streaming mode. Work shared by the batch (the
 // layers) stays in the iteration, counted once.
 func (e *Engine) requestWork(ctx context.Context, stage int, req string, anchored *bool, name string, f func(context.Context) error, attrs ...profiler.Attr) error {
-	if !*anchored && e.prof.Recording(stage) {
+	if !*anchored && profiler.Recording(ctx) {
 		// Emitted with its times once done, not entered as an activation:
 		// a profile stopped meanwhile then drops it whole, where an open
 		// activation would be cut at the stop with its spans running on.

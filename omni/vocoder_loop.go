@@ -27,6 +27,8 @@ func (e *Engine) ready(s *vocoderSeq) bool {
 func (e *Engine) vocoderLoop() {
 	defer e.wg.Done()
 	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageVocoder, loopLane, loopLaneNames[StageVocoder], ""), "vocoder.schedule")
+	quiet, endQuiet := e.quietContext(ctx, StageVocoder)
+	defer endQuiet()
 	seqs := map[*request]*vocoderSeq{}
 	var order []*vocoderSeq // round robin over requests with chunks ready
 	hand := newHandoffLanes(StageVocoder, "talker → vocoder")
@@ -39,7 +41,7 @@ func (e *Engine) vocoderLoop() {
 	receive := func(m *vocoderMsg) {
 		dequeued := profiler.Now()
 		defer func() {
-			hand.emit(e.prof, m.r.id, m.sent, profiler.Now(), profiler.Float64("queue_ms", float64(dequeued-m.sent)/1e6),
+			hand.emit(e.prof, m.r.id, m.sent, dequeued, profiler.Now(),
 				profiler.Int("frames", len(m.codes)), profiler.Int("bytes", 4*len(m.codes)), profiler.Bool("final", m.final))
 		}()
 		s := seqs[m.r]
@@ -120,7 +122,7 @@ func (e *Engine) vocoderLoop() {
 			continue
 		}
 		act.Pause() // the chunk is a span of its own, beside the scheduling slices
-		err := e.vocoderChunk(ctx, s)
+		err := e.vocoderChunk(ctx, quiet, s)
 		act.Resume()
 		if err != nil {
 			s.r.out.fail(err)
@@ -139,9 +141,9 @@ func (e *Engine) vocoderLoop() {
 // vocoderChunk decodes one chunk of up to ChunkFrames codes (with the
 // vocoder's left context) and hands its PCM to the request. One chunk is
 // one iteration of the vocoder stage.
-func (e *Engine) vocoderChunk(ctx context.Context, s *vocoderSeq) error {
+func (e *Engine) vocoderChunk(ctx, quiet context.Context, s *vocoderSeq) error {
 	start, end := s.decoded, min(len(s.codes), s.decoded+e.cfg.ChunkFrames)
-	ctx, span := profiler.Step(ctx, "vocoder.chunk", profiler.Int("frames", end-start),
+	ctx, span := iteration(ctx, quiet, "vocoder.chunk", profiler.Int("frames", end-start),
 		profiler.Int("context_frames", min(start, e.voc.ctxFrame)), profiler.Int("chunk", s.chunks))
 	defer span.End()
 	var pcm []float32
