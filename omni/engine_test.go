@@ -20,6 +20,8 @@ import (
 
 	"github.com/omniflow-go/omniflow/operators/audio"
 	"github.com/omniflow-go/omniflow/operators/tokenize"
+	"github.com/omniflow-go/omniflow/profiler"
+	"github.com/omniflow-go/omniflow/sinks/memory"
 )
 
 // newTestEngine starts an engine that records nothing unless a test
@@ -142,36 +144,54 @@ func TestGenerateBatch(t *testing.T) {
 	}
 }
 
-// TestRequestsJoinMidFlight: requests that arrive while another is decoding
-// join the running batch between iterations, and every result is as it
-// would be alone.
+// TestRequestsJoinMidFlight: requests that arrive while another is
+// decoding join its batch between iterations — the profile shows each of
+// them prefilled in a thinker iteration that also decodes the running one
+// — and every result is as it would be alone. (The running request has
+// room for thousands of tokens and is cancelled once the others are done,
+// so it is still decoding whenever they arrive: the joins do not depend
+// on timing.)
 func TestRequestsJoinMidFlight(t *testing.T) {
-	e := newTestEngine(t, Config{Streaming: true, ChunkFrames: 6})
+	mem := memory.New()
+	p, err := profiler.New(profiler.WithSink(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newTestEngine(t, Config{Streaming: true, ChunkFrames: 6, Profiler: p})
 	ctx := context.Background()
-	long := sampled(1, 40)
-	wantLong := solo(t, e, Prompt{Text: "the long one"}, long)
+	const prefix = 40
+	wantLong := solo(t, e, Prompt{Text: "the long one"}, sampled(1, prefix))
+	long := sampled(1, e.Model().Thinker.MaxPositions-wantLong.PromptTokens)
+	long.Audio.MaxCodecTokens = 64
 	wantShort := make([]Result, 3)
 	for i := range wantShort {
 		wantShort[i] = solo(t, e, Prompt{Text: testPrompts[i]}, sampled(uint64(10+i), 5))
 	}
-	st, err := e.Stream(ctx, Prompt{Text: "the long one"}, long)
+	if err := e.StartProfile(ctx, StageThinker); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.Stream(ctx, Prompt{ID: "long", Text: "the long one"}, long)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	// Wait until the long request is decoding, then add the others.
-	for tokens := 0; tokens < 3; {
+	var tokens []int32
+	next := func() {
+		t.Helper()
 		c, err := st.Next(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		tokens += len(c.TokenIDs)
+		tokens = append(tokens, c.TokenIDs...)
+	}
+	for len(tokens) < 3 { // decoding
+		next()
 	}
 	var wg sync.WaitGroup
 	got := make([]Result, 3)
 	for i := range got {
 		wg.Go(func() {
-			res, err := e.Generate(ctx, []Prompt{{Text: testPrompts[i]}}, sampled(uint64(10+i), 5))
+			res, err := e.Generate(ctx, []Prompt{{ID: fmt.Sprintf("join-%d", i), Text: testPrompts[i]}}, sampled(uint64(10+i), 5))
 			if err != nil {
 				t.Error(err)
 				return
@@ -179,21 +199,48 @@ func TestRequestsJoinMidFlight(t *testing.T) {
 			got[i] = res[0]
 		})
 	}
-	var chunks int
-	for {
-		_, err := st.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		chunks++
-	}
 	wg.Wait()
-	sameResult(t, "long request", st.Result(), wantLong)
+	if r := st.Result(); r.FinishReason != "" {
+		t.Fatalf("the long request finished (%s, %d tokens) before the joined ones", r.FinishReason, len(r.TokenIDs))
+	}
+	for len(tokens) < prefix {
+		next()
+	}
+	st.Close()
+	if _, err := e.StopProfile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tokens[:prefix], wantLong.TokenIDs) {
+		t.Errorf("long request: tokens %v, alone %v", tokens[:prefix], wantLong.TokenIDs)
+	}
 	for i := range got {
 		sameResult(t, fmt.Sprintf("joined request %d", i), got[i], wantShort[i])
+	}
+
+	// Each joined request's prefill lies in a thinker iteration that also
+	// decodes: a batch of at least two, formed mid-flight.
+	recs := mem.Records()
+	attr := func(r profiler.Record, k string) int64 { a, _ := r.Attr(k); return a.AsInt() }
+	for i := range got {
+		id := fmt.Sprintf("join-%d", i)
+		k := slices.IndexFunc(recs, func(r profiler.Record) bool { return r.Request == id && r.Name == "thinker.prefill" })
+		if k < 0 {
+			t.Errorf("%s: no thinker.prefill span", id)
+			continue
+		}
+		pre := recs[k]
+		step := slices.IndexFunc(recs, func(r profiler.Record) bool {
+			return r.Kind == profiler.KindIteration && r.Name == "thinker.step" && r.Start <= pre.Start && pre.End <= r.End
+		})
+		if step < 0 {
+			t.Errorf("%s: its prefill [%d, %d] is in no thinker.step", id, pre.Start, pre.End)
+			continue
+		}
+		s := recs[step]
+		if attr(s, "batch") < 2 || attr(s, "decode_tokens") < 1 || attr(s, "prefill_tokens") < 1 {
+			t.Errorf("%s prefilled in a step of batch %d (%d prefill, %d decode tokens), want one that also decodes",
+				id, attr(s, "batch"), attr(s, "prefill_tokens"), attr(s, "decode_tokens"))
+		}
 	}
 }
 
