@@ -312,5 +312,19 @@ steps, then stops by itself.
 // with status 2 for it.
 type UsageError struct{ Err error }
 
+// ExitCode is the exit status for Main's error, the convention of the
+// examples and of omniflow run: 0 for none or after --help, 2 for a
+// command line that does not parse (UsageError), 1 for anything else.
+func ExitCode(err error) int {
+	var ue *UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	}
+	return 1
+}
+
 func (e *UsageError) Error() string { return e.Err.Error() }
 func (e *UsageError) Unwrap() error { return e.Err }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,5 +99,32 @@ func TestHelpAndBadFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %v: %v, want an error mentioning %q", c.ex.Name, c.args, err, c.want)
 		}
+	}
+}
+
+// TestExitCode: --help exits 0, a command line that does not parse 2 (as
+// omniflow run does), any other failure 1.
+func TestExitCode(t *testing.T) {
+	t.Setenv("VLLM_TORCH_PROFILER_DIR", "")
+	t.Setenv("OMNIFLOW_PROFILER_DIR", "")
+	ctx := context.Background()
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"--help"}, 0},
+		{[]string{"--no_such_flag"}, 2},
+		{[]string{"--num_inference_steps", "many"}, 2},
+		{[]string{"stray"}, 2},
+		{[]string{"--num_inference_steps", "0"}, 1}, // parses; the value is refused
+		{[]string{"--model", "sd15"}, 1},
+	} {
+		err := Main(ctx, TextToImage, c.args, &bytes.Buffer{}, &bytes.Buffer{})
+		if got := ExitCode(err); got != c.want {
+			t.Errorf("%v: exit %d (%v), want %d", c.args, got, err, c.want)
+		}
+	}
+	if ExitCode(nil) != 0 || ExitCode(fmt.Errorf("wrapped: %w", &UsageError{errors.New("bad")})) != 2 {
+		t.Error("nil or a wrapped UsageError")
 	}
 }

@@ -12,8 +12,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,14 +20,17 @@ import (
 )
 
 func main() {
-	err := run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
+	os.Exit(report(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr), os.Stderr))
+}
+
+// report prints err (if any but --help) and returns the exit status: 2 for
+// a command line that does not parse, 1 for other errors.
+func report(err error, stderr io.Writer) int {
+	if code := offline.ExitCode(err); code != 0 {
+		fmt.Fprintln(stderr, "text_to_image:", err)
+		return code
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "text_to_image:", err)
-		os.Exit(1)
-	}
+	return 0
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -121,3 +121,20 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestExitStatus: a flag that does not parse exits 2 with the message on
+// stderr, a refused value 1, --help 0 and silently.
+func TestExitStatus(t *testing.T) {
+	t.Setenv("VLLM_TORCH_PROFILER_DIR", "")
+	t.Setenv("OMNIFLOW_PROFILER_DIR", "")
+	for _, c := range []struct {
+		args []string
+		want int
+	}{{[]string{"--no_such_flag"}, 2}, {[]string{"--num_inference_steps", "0"}, 1}, {[]string{"--help"}, 0}} {
+		var stderr bytes.Buffer
+		code := report(run(context.Background(), c.args, &bytes.Buffer{}, &bytes.Buffer{}), &stderr)
+		if code != c.want || (code != 0) != strings.HasPrefix(stderr.String(), "text_to_video: ") {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d", c.args, code, stderr.String(), c.want)
+		}
+	}
+}
