@@ -98,9 +98,10 @@ func BenchmarkThinkerDecode(b *testing.B) {
 }
 
 // BenchmarkVocoder measures code2wav on 25-frame chunks (the streaming
-// default, each with its left context) and reports the real-time factor
-// as audio seconds produced per compute second (above 1: faster than real
-// time).
+// default, each with its left context) and reports audio seconds produced
+// per compute second (above 1: faster than real time) and the
+// conventional real-time factor, rtf: compute time over audio time (below
+// 1: faster than real time).
 func BenchmarkVocoder(b *testing.B) {
 	ctx := context.Background()
 	v := testVocoder(b)
@@ -118,4 +119,46 @@ func BenchmarkVocoder(b *testing.B) {
 		audio += time.Duration(len(pcm)) * time.Second / time.Duration(v.cfg.SampleRate)
 	}
 	b.ReportMetric(audio.Seconds()/b.Elapsed().Seconds(), "audio-s/s")
+	b.ReportMetric(b.Elapsed().Seconds()/audio.Seconds(), "rtf")
+}
+
+// BenchmarkEngine runs whole requests through the engine (thinker →
+// talker → vocoder, streaming hand-off, tiny preset): each iteration one
+// Generate of batch prompts of 16 greedy tokens. It reports text tokens/s
+// over all requests, the mean time to first audio (ttfa-ms) and to first
+// token (ttft-ms), and the real-time factor of the speech (rtf: wall time
+// over the audio time of all requests: below 1, the engine makes speech
+// faster than it plays).
+func BenchmarkEngine(b *testing.B) {
+	for _, batch := range []int{1, 8} {
+		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
+			ctx := context.Background()
+			e := newTestEngine(b, Config{Streaming: true})
+			prompts := make([]Prompt, batch)
+			for i := range prompts {
+				prompts[i] = Prompt{Text: testPrompts[i%len(testPrompts)]}
+			}
+			params := greedy(16)
+			var tokens int
+			var ttfa, ttft, audio time.Duration
+			b.ReportAllocs()
+			for b.Loop() {
+				res, err := e.Generate(ctx, prompts, params)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range res {
+					tokens += len(r.TokenIDs)
+					ttfa += r.TimeToFirstAudio
+					ttft += r.TimeToFirstToken
+					audio += r.AudioDuration()
+				}
+			}
+			n := float64(b.N * batch)
+			b.ReportMetric(float64(tokens)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(float64(ttfa)/1e6/n, "ttfa-ms")
+			b.ReportMetric(float64(ttft)/1e6/n, "ttft-ms")
+			b.ReportMetric(b.Elapsed().Seconds()/audio.Seconds(), "rtf")
+		})
+	}
 }
