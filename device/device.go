@@ -23,6 +23,12 @@ var (
 	ErrShape = tensor.ErrShape
 	// ErrDType reports an unsupported dtype.
 	ErrDType = tensor.ErrDType
+	// ErrNilTensor reports a required operand that is nil; it wraps
+	// ErrShape (a nil tensor has no shape to fit).
+	ErrNilTensor = fmt.Errorf("%w: nil tensor", ErrShape)
+	// ErrParam reports a scalar parameter out of its domain (a NaN eps or
+	// scale, a negative repetition penalty, an unknown RoPE mode).
+	ErrParam = errors.New("device: invalid parameter")
 )
 
 // Device is a place where tensors live and kernels run. It stays small:
@@ -52,6 +58,7 @@ type MemoryStats interface {
 type CPU struct {
 	threads int
 	mem     *countingAllocator
+	sampled atomic.Int64 // InUse at the last memory counter sample
 }
 
 // CPUOption configures a CPU device.

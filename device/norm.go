@@ -10,72 +10,90 @@ import (
 // LayerNorm normalizes the last axis of x to zero mean and unit variance,
 // then scales by weight and adds bias ([D] each; nil means 1 and 0).
 func LayerNorm(ctx context.Context, x, weight, bias *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
-	r, c, err := rows("layer_norm", x)
+	const name = "layer_norm"
+	r, c, err := rows(name, x)
 	if err != nil {
 		return nil, err
 	}
-	if err := firstErr(checkLen("layer_norm", weight, c, "weight"), checkLen("layer_norm", bias, c, "bias")); err != nil {
+	if err := firstErr(checkLen(name, weight, c, "weight"), checkLen(name, bias, c, "bias"),
+		floatOperands(name, operand{"weight", weight}, operand{"bias", bias}), checkEps(name, eps)); err != nil {
 		return nil, err
 	}
-	k := begin(ctx, "layer_norm", cost{flops: 8 * int64(r*c), bytes: bytes32(2*r*c, 2*c)}, x, weight)
-	defer k.end()
-	in, err := k.data(x, weight, bias)
-	if err != nil {
-		return nil, err
-	}
-	return k.output(x.Shape(), func(dst []float32) error {
-		cpu.LayerNorm(k.cpu.Threads(), dst, in[0], r, c, in[1], in[2], eps)
-		return nil
-	})
+	return dispatch(ctx, name, cost{flops: 8 * int64(r*c), bytes: traffic(r*c, x, weight, bias)}, []*tensor.Tensor{x, weight},
+		func(ctx context.Context, d LayerNormer) (*tensor.Tensor, error) {
+			return d.LayerNorm(ctx, x, weight, bias, eps)
+		},
+		func(k *kernelCall) (*tensor.Tensor, error) {
+			in, err := k.data(x, weight, bias)
+			if err != nil {
+				return nil, err
+			}
+			return k.output(x.Shape(), func(dst []float32) error {
+				cpu.LayerNorm(k.cpu.Threads(), dst, in[0], r, c, in[1], in[2], eps)
+				return nil
+			})
+		})
 }
 
 // RMSNorm scales the last axis of x by 1/√(mean(x²)+eps), then by weight
 // ([D]; nil means 1).
 func RMSNorm(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
-	r, c, err := rows("rms_norm", x)
+	const name = "rms_norm"
+	r, c, err := rows(name, x)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkLen("rms_norm", weight, c, "weight"); err != nil {
+	if err := firstErr(checkLen(name, weight, c, "weight"), floatOperands(name, operand{"weight", weight}), checkEps(name, eps)); err != nil {
 		return nil, err
 	}
-	k := begin(ctx, "rms_norm", cost{flops: 4 * int64(r*c), bytes: bytes32(2*r*c, c)}, x, weight)
-	defer k.end()
-	in, err := k.data(x, weight)
-	if err != nil {
-		return nil, err
-	}
-	return k.output(x.Shape(), func(dst []float32) error {
-		cpu.RMSNorm(k.cpu.Threads(), dst, in[0], r, c, in[1], eps)
-		return nil
-	})
+	return dispatch(ctx, name, cost{flops: 4 * int64(r*c), bytes: traffic(r*c, x, weight)}, []*tensor.Tensor{x, weight},
+		func(ctx context.Context, d RMSNormer) (*tensor.Tensor, error) { return d.RMSNorm(ctx, x, weight, eps) },
+		func(k *kernelCall) (*tensor.Tensor, error) {
+			in, err := k.data(x, weight)
+			if err != nil {
+				return nil, err
+			}
+			return k.output(x.Shape(), func(dst []float32) error {
+				cpu.RMSNorm(k.cpu.Threads(), dst, in[0], r, c, in[1], eps)
+				return nil
+			})
+		})
 }
 
 // GroupNorm normalizes x [N, C, spatial...] over groups of C/groups
 // channels and all spatial positions, then applies per-channel weight and
 // bias ([C]; nil means 1 and 0).
 func GroupNorm(ctx context.Context, x *tensor.Tensor, groups int, weight, bias *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
+	const name = "group_norm"
+	if err := present(name, operand{"x", x}); err != nil {
+		return nil, err
+	}
 	if x.Rank() < 2 {
-		return nil, shapeErr("group_norm: want [N, C, ...], got %v", x.Shape())
+		return nil, shapeErr("group_norm: x: want [N, C, ...], got %v", x.Shape())
 	}
 	n, c := x.Dim(0), x.Dim(1)
 	if groups <= 0 || c%groups != 0 {
-		return nil, shapeErr("group_norm: %d channels do not split into %d groups", c, groups)
+		return nil, shapeErr("group_norm: x %v: %d channels do not split into %d groups", x.Shape(), c, groups)
 	}
-	if err := firstErr(checkLen("group_norm", weight, c, "weight"), checkLen("group_norm", bias, c, "bias")); err != nil {
+	if err := firstErr(checkLen(name, weight, c, "weight"), checkLen(name, bias, c, "bias"),
+		floatOperands(name, operand{"x", x}, operand{"weight", weight}, operand{"bias", bias}), checkEps(name, eps)); err != nil {
 		return nil, err
 	}
-	spatial := x.NumElements() / max(n*c, 1)
-	k := begin(ctx, "group_norm", cost{flops: 8 * int64(x.NumElements()), bytes: bytes32(2*x.NumElements(), 2*c)}, x, weight)
-	defer k.end()
-	in, err := k.data(x, weight, bias)
-	if err != nil {
-		return nil, err
-	}
-	return k.output(x.Shape(), func(dst []float32) error {
-		cpu.GroupNorm(k.cpu.Threads(), dst, in[0], n, c, spatial, groups, in[1], in[2], eps)
-		return nil
-	})
+	spatial := prod(x.Shape()[2:])
+	return dispatch(ctx, name, cost{flops: 8 * int64(x.NumElements()), bytes: traffic(x.NumElements(), x, weight, bias)}, []*tensor.Tensor{x, weight},
+		func(ctx context.Context, d GroupNormer) (*tensor.Tensor, error) {
+			return d.GroupNorm(ctx, x, groups, weight, bias, eps)
+		},
+		func(k *kernelCall) (*tensor.Tensor, error) {
+			in, err := k.data(x, weight, bias)
+			if err != nil {
+				return nil, err
+			}
+			return k.output(x.Shape(), func(dst []float32) error {
+				cpu.GroupNorm(k.cpu.Threads(), dst, in[0], n, c, spatial, groups, in[1], in[2], eps)
+				return nil
+			})
+		})
 }
 
 func firstErr(errs ...error) error {
