@@ -1,12 +1,14 @@
 package omni
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 
-	"github.com/omniflow-go/omniflow/device/cpu"
+	"github.com/omniflow-go/omniflow/device"
+	"github.com/omniflow-go/omniflow/tensor"
 )
 
 // SamplingParams control the thinker's text generation (and, through
@@ -102,19 +104,32 @@ func (p SamplingParams) validate() error {
 // tokenSampler draws one sequence's tokens: its own scratch buffers and
 // its own seeded generator, so a request's draws do not depend on others.
 type tokenSampler struct {
-	s      cpu.Sampler
+	s      device.Sampler
 	rng    *rand.Rand
-	params cpu.SampleParams
+	params device.SampleParams
 	masked []float32 // scratch for masked logits
 }
 
-func newTokenSampler(seed, stream uint64, p cpu.SampleParams) *tokenSampler {
+func newTokenSampler(seed, stream uint64, p device.SampleParams) *tokenSampler {
 	return &tokenSampler{rng: rand.New(rand.NewPCG(seed, stream)), params: p}
 }
 
-// sample draws from logits with history prev; the ids in mask are
-// excluded (their logits set to −Inf in a copy).
+// sample is sampleCtx without a context: its kernel span is recorded only
+// where a caller passes one. Its parameters were validated with the
+// request and its history holds vocabulary ids, so the kernel's errors
+// cannot happen here; one that did would be a bug, and panics.
 func (t *tokenSampler) sample(logits []float32, prev []int32, mask ...int32) int32 {
+	tok, err := t.sampleCtx(context.Background(), logits, prev, mask...)
+	if err != nil {
+		panic(fmt.Sprintf("omni: sampling a validated request: %v", err))
+	}
+	return tok
+}
+
+// sampleCtx draws from logits with history prev through device.Sample (a
+// "sample" kernel span under ctx); the ids in mask are excluded (their
+// logits set to −Inf in a copy).
+func (t *tokenSampler) sampleCtx(ctx context.Context, logits []float32, prev []int32, mask ...int32) (int32, error) {
 	if len(mask) > 0 {
 		t.masked = append(t.masked[:0], logits...)
 		for _, id := range mask {
@@ -124,5 +139,10 @@ func (t *tokenSampler) sample(logits []float32, prev []int32, mask ...int32) int
 		}
 		logits = t.masked
 	}
-	return t.s.Sample(logits, prev, t.params, t.rng)
+	row, err := tensor.FromFloat32(logits, len(logits))
+	if err != nil {
+		return 0, err
+	}
+	defer row.Release()
+	return device.Sample(ctx, &t.s, row, prev, t.params, t.rng)
 }
