@@ -77,7 +77,7 @@ func (l *DenoiseLoop) Contract() graph.Contract {
 	if l.Task == ImageToVideo {
 		ins = append(ins, graph.In("image_latent", latentType))
 	}
-	return graph.Contract{Name: "denoise_loop", Inputs: ins, Outputs: []graph.Port{graph.Out("latents", latentType)}}
+	return graph.Contract{Name: "denoise_loop", Loop: true, Inputs: ins, Outputs: []graph.Port{graph.Out("latents", latentType)}}
 }
 
 // Run serves one request.
