@@ -327,3 +327,48 @@ func BenchmarkAttention(b *testing.B) {
 		}
 	}
 }
+
+// TestKVCacheAppendSeqMajorReference checks AppendSeqMajor against the
+// index map it stands for: k[b, s, h, :] of step n (a [B, T, H, D] block)
+// lands at K[b, h, held+s, :] of the [B, H, MaxLen, D] cache. Exact: a copy.
+func TestKVCacheAppendSeqMajorReference(t *testing.T) {
+	rng := newRand(63)
+	for _, tc := range []struct{ batch, heads, d, maxLen int }{{1, 1, 4, 6}, {2, 3, 5, 10}, {3, 2, 8, 7}} {
+		t.Run(fmt.Sprintf("b%d-h%d-d%d", tc.batch, tc.heads, tc.d), func(t *testing.T) {
+			c := NewKVCache(tc.batch, tc.heads, tc.maxLen, tc.d)
+			wantK, wantV := make([]float64, len(c.K)), make([]float64, len(c.V))
+			held := 0
+			for _, steps := range []int{2, 1, 3, 1} {
+				if held+steps > tc.maxLen {
+					break
+				}
+				k := randNormal(rng, tc.batch*steps*tc.heads*tc.d, 1)
+				v := randNormal(rng, len(k), 1)
+				if err := c.AppendSeqMajor(k, v); err != nil {
+					t.Fatal(err)
+				}
+				for b := range tc.batch {
+					for s := range steps {
+						for h := range tc.heads {
+							for x := range tc.d {
+								src := ((b*steps+s)*tc.heads+h)*tc.d + x
+								dst := ((b*tc.heads+h)*tc.maxLen+held+s)*tc.d + x
+								wantK[dst], wantV[dst] = float64(k[src]), float64(v[src])
+							}
+						}
+					}
+				}
+				held += steps
+				if c.Len() != held {
+					t.Fatalf("Len %d, want %d", c.Len(), held)
+				}
+				checkClose(t, "K", c.K, wantK, 0, 0)
+				checkClose(t, "V", c.V, wantV, 0, 0)
+			}
+			full := make([]float32, tc.batch*tc.heads*tc.d*(tc.maxLen-held+1))
+			if err := c.AppendSeqMajor(full, full); !errors.Is(err, ErrKVCacheFull) {
+				t.Errorf("append past capacity: %v", err)
+			}
+		})
+	}
+}

@@ -293,3 +293,40 @@ func BenchmarkSample(b *testing.B) {
 		})
 	}
 }
+
+// TestRepetitionPenaltyReference checks ApplyRepetitionPenalty against the
+// CTRL rule computed in float64 (Keskar et al. 2019, as Hugging Face's
+// RepetitionPenaltyLogitsProcessor): every distinct id in prev once,
+// positive logits divided by the penalty, negative ones multiplied, the
+// rest untouched. Tolerance: exact after rounding to float32, one
+// correctly rounded multiply or divide per element (Figueroa 1995).
+func TestRepetitionPenaltyReference(t *testing.T) {
+	rng := newRand(97)
+	for _, tc := range []struct {
+		vocab, hist int
+		penalty     float32
+	}{{10, 0, 1.3}, {10, 30, 1.3}, {1000, 50, 1.05}, {1000, 200, 0.7}, {151936, 300, 1.1}} {
+		t.Run(fmt.Sprintf("v%d-h%d-p%v", tc.vocab, tc.hist, tc.penalty), func(t *testing.T) {
+			l := randNormal(rng, tc.vocab, 3)
+			prev := make([]int32, tc.hist)
+			for i := range prev {
+				prev[i] = int32(rng.IntN(min(tc.vocab, 40))) // repeats
+			}
+			want := f64s(l)
+			seen := map[int32]bool{}
+			for _, id := range prev {
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				if w := want[id]; w < 0 {
+					want[id] = w * float64(tc.penalty)
+				} else {
+					want[id] = w / float64(tc.penalty)
+				}
+			}
+			ApplyRepetitionPenalty(l, prev, tc.penalty)
+			checkClose(t, "penalized", l, rounded(want), 0, 0)
+		})
+	}
+}

@@ -182,3 +182,29 @@ func BenchmarkSoftmax(b *testing.B) {
 		}
 	}
 }
+
+// TestCausalMask checks the mask against its definition: query i sits at
+// absolute position past+i and may see keys j <= past+i (0 added), the
+// rest get -Inf. Exact: the values are constants.
+func TestCausalMask(t *testing.T) {
+	for _, tc := range []struct{ tq, tk, past int }{
+		{1, 1, 0}, {4, 4, 0}, {1, 9, 8}, {3, 10, 6}, {5, 3, 0}, {2, 7, 100},
+	} {
+		t.Run(fmt.Sprintf("q%d-k%d-past%d", tc.tq, tc.tk, tc.past), func(t *testing.T) {
+			mask := make([]float32, tc.tq*tc.tk)
+			for i := range mask {
+				mask[i] = 42 // overwritten everywhere
+			}
+			CausalMask(mask, tc.tq, tc.tk, tc.past)
+			want := make([]float64, len(mask))
+			for i := range tc.tq {
+				for j := range tc.tk {
+					if j > tc.past+i {
+						want[i*tc.tk+j] = math.Inf(-1)
+					}
+				}
+			}
+			checkClose(t, "CausalMask", mask, want, 0, 0)
+		})
+	}
+}
