@@ -39,7 +39,6 @@ type Engine struct {
 	talker  *talkerModel
 	voc     *vocoder
 	prof    *profiler.Profiler
-	idle    *profiler.Profiler // never started: see quietContext
 
 	submit    chan *request
 	toTalker  chan *talkerMsg
@@ -181,9 +180,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		if e.prof, err = profiler.FromEnv(profiler.WithSink(chrome.New()), profiler.WithName("omni"), profiler.WithLogger(cfg.Logger)); err != nil {
 			return nil, err
 		}
-	}
-	if e.idle, err = profiler.New(); err != nil {
-		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

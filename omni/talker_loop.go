@@ -61,8 +61,7 @@ func (e *Engine) runnable(s *talkerSeq) bool {
 func (e *Engine) talkerLoop() {
 	defer e.wg.Done()
 	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageTalker, loopLane, loopLaneNames[StageTalker], ""), "talker.schedule")
-	quiet, endQuiet := e.quietContext(ctx, StageTalker)
-	defer endQuiet()
+	quiet := profiler.Silent(ctx) // for iterations that are not recorded
 	seqs := map[*request]*talkerSeq{}
 	var order []*talkerSeq // tracked requests, in arrival order
 	slots := make([]bool, e.cfg.MaxBatch)

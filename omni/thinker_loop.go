@@ -49,8 +49,7 @@ type talkerMsg struct {
 func (e *Engine) thinkerLoop() {
 	defer e.wg.Done()
 	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageThinker, loopLane, loopLaneNames[StageThinker], ""), "thinker.schedule")
-	quiet, endQuiet := e.quietContext(ctx, StageThinker)
-	defer endQuiet()
+	quiet := profiler.Silent(ctx) // for iterations that are not recorded
 	var active []*thinkerSeq
 	var held *request
 	queue := newHandoffLanes(StageThinker, "request → thinker")

@@ -78,8 +78,8 @@ func (h *handoffLanes) emit(p *profiler.Profiler, req string, sent, dequeued, do
 
 // iteration starts an iteration span (profiler.Step) of a stage loop.
 // When the iteration is not recorded — the session started while it ran,
-// or the stage's window is not open — its work runs under quiet, a
-// context no session records, so that no layer, kernel or request's work
+// or the stage's window is not open — its work runs under quiet, the
+// loop's profiler.Silent context, so that no layer, kernel or request's work
 // of it is recorded without the iteration around it.
 func iteration(ctx, quiet context.Context, name string, attrs ...profiler.Attr) (context.Context, profiler.Span) {
 	sctx, span := profiler.Step(ctx, name, attrs...)
@@ -87,15 +87,6 @@ func iteration(ctx, quiet context.Context, name string, attrs ...profiler.Attr) 
 		return quiet, span
 	}
 	return sctx, span
-}
-
-// quietContext returns a context below ctx on stage's loop lane that no
-// session records (it is scoped to e.idle, a profiler that never starts),
-// and the function that ends it. The stage loop's goroutine owns it.
-func (e *Engine) quietContext(ctx context.Context, stage int) (context.Context, func()) {
-	qctx, act := e.idle.Enter(ctx, stageTrack(stage, loopLane, loopLaneNames[stage], ""), loopLaneNames[stage])
-	act.Pause() // it holds no runtime/trace region open across the loop's own
-	return qctx, func() { act.End(nil) }
 }
 
 // requestWork runs f, request req's own work inside an iteration of

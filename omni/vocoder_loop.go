@@ -27,8 +27,7 @@ func (e *Engine) ready(s *vocoderSeq) bool {
 func (e *Engine) vocoderLoop() {
 	defer e.wg.Done()
 	ctx, act := e.prof.Enter(context.Background(), stageTrack(StageVocoder, loopLane, loopLaneNames[StageVocoder], ""), "vocoder.schedule")
-	quiet, endQuiet := e.quietContext(ctx, StageVocoder)
-	defer endQuiet()
+	quiet := profiler.Silent(ctx) // for iterations that are not recorded
 	seqs := map[*request]*vocoderSeq{}
 	var order []*vocoderSeq // round robin over requests with chunks ready
 	hand := newHandoffLanes(StageVocoder, "talker → vocoder")

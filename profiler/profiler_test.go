@@ -376,6 +376,37 @@ func TestDelayItersStagesWithoutLoops(t *testing.T) {
 	}
 }
 
+func TestSilentContextRecordsNothing(t *testing.T) {
+	ctx := context.Background()
+	p, mem := newProfiler(t)
+	actx, act := p.Enter(ctx, profiler.Track{Stage: 0, StageName: "s"}, "op")
+	quiet := profiler.Silent(actx) // made before the session, as a loop does
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if profiler.Recording(quiet) {
+		t.Error("Recording(Silent(ctx)) is true")
+	}
+	_, s := profiler.Start(quiet, "hidden")
+	s.End()
+	_, it := profiler.Step(quiet, "hidden.step")
+	it.End()
+	profiler.Event(quiet, "hidden.event")
+	profiler.Counter(quiet, "hidden.counter", 1)
+	_, v := profiler.Start(actx, "visible")
+	v.End()
+	act.End(nil)
+	stop(t, p)
+	for _, r := range mem.Records() {
+		if strings.HasPrefix(r.Name, "hidden") {
+			t.Errorf("recorded %q under a silent context", r.Name)
+		}
+	}
+	if n := len(mem.Records()); n != 1 {
+		t.Errorf("%d records, want the visible span only", n)
+	}
+}
+
 func TestTruncatedActivationAtAutoStop(t *testing.T) {
 	ctx := context.Background()
 	p, mem := newProfiler(t, profiler.WithMaxIters(1))

@@ -315,6 +315,9 @@ func stepSpan(ctx context.Context, name string, attrs []Attr) (context.Context, 
 	}
 	if n == delay {
 		st.state.CompareAndSwap(stateWaiting, stateRecording)
+		if !s.windowOpen.Load() {
+			s.windowOpen.Store(true)
+		}
 	}
 	if max > 0 && n >= delay+max {
 		return regionOnly(ctx, name)
@@ -344,6 +347,20 @@ func stepSpan(ctx context.Context, name string, attrs []Attr) (context.Context, 
 	fillRecord(r, sc, pf, s, KindIteration, name)
 	r.Iter = int32(n)
 	return f, Span{d: d, gen: d.gen}
+}
+
+// Silent returns a context below ctx in which no span, event or counter
+// records, whichever session runs (Go's execution tracer still sees
+// regions). A stage loop runs an iteration that is not recorded — outside
+// its window, or begun before the session started — under it, so that the
+// iteration's layers and kernels are not recorded without the iteration
+// around them. Make it once per loop: it allocates.
+func Silent(ctx context.Context) context.Context {
+	tr := Track{Stage: NoStage}
+	if pf, ok := ctx.Value(frameKey{}).(*frame); ok {
+		tr = pf.sc.track
+	}
+	return &frame{Context: ctx, sc: &scope{track: tr}, iter: -1}
 }
 
 // regionOnly serves runtime/trace when no profile records the span.
