@@ -186,6 +186,10 @@ func (s *Sim) Copy(_ context.Context, dst, src *tensor.Tensor) error {
 	if dst.DType() != src.DType() || !tensor.SameShape(dst.Shape(), src.Shape()) {
 		return fmt.Errorf("%s: copy %v into %v", s.name, src, dst)
 	}
+	if db, sb := s.contiguousBytes(dst), s.contiguousBytes(src); db != nil && sb != nil {
+		copy(db, sb)
+		return nil
+	}
 	sv, err := s.hostView(src)
 	if err != nil {
 		return err
@@ -197,6 +201,22 @@ func (s *Sim) Copy(_ context.Context, dst, src *tensor.Tensor) error {
 	}
 	defer dv.Release()
 	return dv.CopyFrom(sv)
+}
+
+// contiguousBytes returns the bytes of a contiguous tensor on the host or
+// on this Sim, or nil (strided, or another device's).
+func (s *Sim) contiguousBytes(t *tensor.Tensor) []byte {
+	if !t.IsContiguous() || t.NumElements() == 0 {
+		return nil
+	}
+	if t.OnHost() {
+		return t.Bytes()
+	}
+	b, ok := t.DeviceBuffer().(*simBuffer)
+	if !ok || b.dev != s {
+		return nil
+	}
+	return b.data[t.Offset()*t.DType().Size():][:t.SizeBytes()]
 }
 
 // hostView returns t itself (retained) for a host tensor, or a host tensor
