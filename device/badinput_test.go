@@ -482,3 +482,32 @@ func FuzzAttentionShapes(f *testing.F) {
 		}
 	})
 }
+
+func FuzzConvShapes(f *testing.F) {
+	f.Add(uint8(1), uint8(2), uint8(5), uint8(4), uint8(3), int8(1), int8(1), int8(0), uint8(1), false, false)
+	f.Add(uint8(0), uint8(4), uint8(2), uint8(2), uint8(5), int8(2), int8(3), int8(2), uint8(2), true, true)
+	f.Fuzz(func(t *testing.T, n, inC, l, outC, kern uint8, stride, dil, pad int8, groups uint8, causal, transposed bool) {
+		d := func(v uint8) int { return int(v % 6) }
+		x := z(d(n), d(inC), d(l))
+		ctx := context.Background()
+		var out *tensor.Tensor
+		var err error
+		if transposed {
+			w := z(d(inC), d(outC), d(kern))
+			out, err = device.ConvTranspose1d(ctx, x, w, nil, device.ConvTranspose1dOptions{
+				Stride: int(stride), Dilation: int(dil), Padding: int(pad), Groups: int(groups % 3)})
+		} else {
+			g := max(int(groups%3), 1)
+			w := z(d(outC), d(inC)/g, d(kern))
+			out, err = device.Conv(ctx, x, w, nil, device.ConvOptions{
+				Stride: []int{int(stride)}, Dilation: []int{int(dil)}, Padding: []int{int(pad)}, Groups: int(groups % 3), Causal: causal})
+		}
+		if err != nil {
+			if !errors.Is(err, device.ErrShape) {
+				t.Fatalf("error %v does not wrap ErrShape", err)
+			}
+			return
+		}
+		out.Release()
+	})
+}
