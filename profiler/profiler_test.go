@@ -407,6 +407,52 @@ func TestSilentContextRecordsNothing(t *testing.T) {
 	}
 }
 
+// A stop while an iteration runs writes the iteration cut at the stop,
+// so the spans of it already recorded keep their parent.
+func TestStopCutsOpenIteration(t *testing.T) {
+	ctx := context.Background()
+	p, mem := newProfiler(t)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	actx, act := p.Enter(ctx, profiler.Track{Stage: 0, StageName: "s"}, "op")
+	act.Pause() // the iteration is a root on the lane, as in a stage loop
+	ictx, it := profiler.Step(actx, "step")
+	it.SetAttributes(profiler.Int("batch", 3))
+	_, k := profiler.StartKind(ictx, profiler.KindKernel, "k")
+	k.End()
+	stop(t, p)
+	_, late := profiler.StartKind(ictx, profiler.KindKernel, "late")
+	late.End()
+	it.SetAttributes(profiler.Int("after", 1)) // the session is gone: nothing to do
+	it.End()
+	act.End(nil)
+	var step, kern *profiler.Record
+	recs := mem.Records()
+	for i := range recs {
+		switch recs[i].Name {
+		case "step":
+			step = &recs[i]
+		case "k":
+			kern = &recs[i]
+		case "late":
+			t.Error("a span started after the stop was recorded")
+		}
+	}
+	if step == nil || kern == nil {
+		t.Fatalf("records %+v: want the cut iteration and its kernel", recs)
+	}
+	if tr, ok := step.Attr("truncated"); !ok || !tr.AsBool() {
+		t.Errorf("iteration not marked truncated: %v", step.AttrList())
+	}
+	if b, ok := step.Attr("batch"); !ok || b.AsInt() != 3 {
+		t.Errorf("iteration lost its attribute: %v", step.AttrList())
+	}
+	if kern.Parent != step.ID || kern.Start < step.Start || kern.End > step.End {
+		t.Errorf("kernel [%d,%d] parent %d not inside iteration %d [%d,%d]", kern.Start, kern.End, kern.Parent, step.ID, step.Start, step.End)
+	}
+}
+
 func TestTruncatedActivationAtAutoStop(t *testing.T) {
 	ctx := context.Background()
 	p, mem := newProfiler(t, profiler.WithMaxIters(1))

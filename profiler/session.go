@@ -77,8 +77,9 @@ type session struct {
 	closeOnce sync.Once
 	done      chan struct{}
 
-	openMu sync.Mutex
-	open   map[*Activation]struct{}
+	openMu    sync.Mutex
+	open      map[*Activation]struct{}
+	openIters map[*spanData]struct{} // recorded iteration spans not yet ended
 
 	// owned by the exporter goroutine
 	exported   uint64
@@ -117,6 +118,7 @@ func newSession(ctx context.Context, p *Profiler, info SessionInfo, sc startConf
 		stopCh:     make(chan stopRequest, 1),
 		done:       make(chan struct{}),
 		open:       map[*Activation]struct{}{},
+		openIters:  map[*spanData]struct{}{},
 		requests:   map[string]struct{}{},
 		stageNames: map[int32]string{},
 		stageEvts:  map[int32]uint64{},
@@ -437,8 +439,9 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 		finalizeHook()
 	}
 
-	// Close every shard with openMu held, so that an activation ending right
-	// now is either already in a batch or still in s.open (and is written
+	// Close every shard with openMu held, so that an activation or an
+	// iteration ending right now is either already in a batch or still in
+	// s.open or s.openIters (and is written
 	// truncated below), never lost.
 	s.openMu.Lock()
 	var tail []Record
@@ -463,6 +466,15 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 		tail = append(tail, r)
 	}
 	clear(s.open)
+	// Iterations still running are cut the same way: the spans of theirs
+	// already accepted end inside them.
+	for d := range s.openIters {
+		r := d.rec
+		r.End = stopMono
+		s.addAttrs(&r, []Attr{Bool("truncated", true)})
+		tail = append(tail, r)
+	}
+	clear(s.openIters)
 	s.openMu.Unlock()
 
 	for {

@@ -74,11 +74,15 @@ func newFrame() *frame {
 type spanData struct {
 	gen          uint32
 	closesWindow bool
-	sc           *scope
-	sess         *session
-	st           *stageState
-	region       *trace.Region
-	rec          Record
+	// tracked: an iteration, kept in its session's openIters while open
+	// (so that a stop cuts it rather than drops it); its record is then
+	// guarded by the session's openMu.
+	tracked bool
+	sc      *scope
+	sess    *session
+	st      *stageState
+	region  *trace.Region
+	rec     Record
 }
 
 var spanPool = sync.Pool{New: func() any { return new(spanData) }}
@@ -99,6 +103,10 @@ func (s Span) SetAttributes(attrs ...Attr) {
 	if d == nil || d.gen != s.gen || d.sess == nil {
 		return
 	}
+	if d.tracked {
+		d.sess.openMu.Lock()
+		defer d.sess.openMu.Unlock()
+	}
 	d.sess.addAttrs(&d.rec, attrs)
 }
 
@@ -118,15 +126,25 @@ func (d *spanData) end(gen uint32) {
 		d.region.End()
 	}
 	if sess := d.sess; sess != nil {
-		d.rec.End = end
-		sess.emit(&d.rec)
+		if d.tracked {
+			sess.openMu.Lock()
+			if _, ok := sess.openIters[d]; ok { // else a stop has cut it
+				delete(sess.openIters, d)
+				d.rec.End = end
+				sess.emit(&d.rec)
+			}
+			sess.openMu.Unlock()
+		} else {
+			d.rec.End = end
+			sess.emit(&d.rec)
+		}
 		d.sc.open.Add(-1)
 		if d.closesWindow {
 			sess.windowDone(d.st)
 		}
 	}
 	d.gen++
-	d.sess, d.st, d.sc, d.region, d.closesWindow = nil, nil, nil, nil, false
+	d.sess, d.st, d.sc, d.region, d.closesWindow, d.tracked = nil, nil, nil, nil, false, false
 	// Only the fields that a new span does not overwrite are reset (a full
 	// clear would cost as much as the copy into the batch).
 	d.rec.NumAttrs, d.rec.Parent, d.rec.Value = 0, 0, 0
@@ -346,6 +364,12 @@ func stepSpan(ctx context.Context, name string, attrs []Attr) (context.Context, 
 	s.addAttrs(r, attrs)
 	fillRecord(r, sc, pf, s, KindIteration, name)
 	r.Iter = int32(n)
+	s.openMu.Lock()
+	if !s.closing.Load() {
+		d.tracked = true
+		s.openIters[d] = struct{}{}
+	}
+	s.openMu.Unlock()
 	return f, Span{d: d, gen: d.gen}
 }
 
