@@ -48,6 +48,14 @@
 // is 28 bytes (trace id, span id, flags), for at most the profiler's event
 // cap of spans.
 //
+// # One trace per request
+//
+// A request's work on each stage is a root of its own in the profile (an
+// operator slice per stage). The first of them exported becomes the parent
+// of the rest, so each request is one trace across all its stages, as it
+// is one chain of flow arrows in the Chrome trace (WithMaxRequestTraces
+// bounds how many requests a session keeps this way).
+//
 // # Joining a caller's trace
 //
 // A server that receives a W3C traceparent header passes the extracted span

@@ -27,6 +27,10 @@ const DefaultMaxBuffered = 1 << 20
 // arrive after them (see WithEventWindow).
 const DefaultEventWindow = 4096
 
+// DefaultMaxRequestTraces is how many requests a session remembers the
+// trace of (see WithMaxRequestTraces).
+const DefaultMaxRequestTraces = 1 << 16
+
 // DefaultMaxRequestParents is how many remote parents SetRequestParent
 // remembers before it forgets the oldest.
 const DefaultMaxRequestParents = 4096
@@ -57,6 +61,7 @@ type config struct {
 	counters      bool
 	maxBuffered   int
 	maxReqParents int
+	maxReqTraces  int
 	eventWindow   int
 	errs          []error
 }
@@ -92,6 +97,16 @@ func WithMaxBuffered(n int) Option { return func(c *config) { c.maxBuffered = n 
 // forgotten. 0 disables remote parents.
 func WithMaxRequestParents(n int) Option { return func(c *config) { c.maxReqParents = n } }
 
+// WithMaxRequestTraces bounds how many requests a session keeps in one
+// trace each (default DefaultMaxRequestTraces): the first root operator
+// slice exported for a request (on the stage it reached first, usually)
+// becomes the parent of the request's later roots (its slices on the stages
+// after, the hand-offs exported after it), so one request is one trace
+// across all stages, as it is one chain of flow arrows in the Chrome trace. A request with a remote
+// parent (SetRequestParent) is in its caller's trace instead. Requests
+// beyond the bound get a trace per root span; 0 turns this off.
+func WithMaxRequestTraces(n int) Option { return func(c *config) { c.maxReqTraces = n } }
+
 // WithEventWindow sets how many of the most recently exported spans stay
 // open (default DefaultEventWindow) so that instant and counter records
 // arriving after their span can still be added to it as events: the
@@ -107,6 +122,7 @@ func newConfig(opts []Option) config {
 		tracerName:    DefaultTracerName,
 		maxBuffered:   DefaultMaxBuffered,
 		maxReqParents: DefaultMaxRequestParents,
+		maxReqTraces:  DefaultMaxRequestTraces,
 		eventWindow:   DefaultEventWindow,
 	}
 	for _, o := range opts {
@@ -119,6 +135,10 @@ func newConfig(opts []Option) config {
 	}
 	if c.maxBuffered < 0 || c.maxBuffered > math.MaxInt32 {
 		c.errs = append(c.errs, fmt.Errorf("otel sink: max buffered records must be in [0, %d], got %d", math.MaxInt32, c.maxBuffered))
+	}
+	if c.maxReqTraces < 0 {
+		c.errs = append(c.errs, fmt.Errorf("otel sink: max request traces must be >= 0, got %d", c.maxReqTraces))
+		c.maxReqTraces = 0
 	}
 	if c.eventWindow < 0 {
 		c.errs = append(c.errs, fmt.Errorf("otel sink: event window must be >= 0, got %d", c.eventWindow))

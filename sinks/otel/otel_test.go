@@ -115,9 +115,10 @@ func runSession(t *testing.T, nreq, steps int, sinks ...profiler.SinkFactory) *m
 
 // treeWant says how roots are parented.
 type treeWant struct {
-	sessionSpan bool
-	counters    bool
-	remote      map[string]oteltrace.SpanContext // request → remote parent
+	sessionSpan     bool
+	counters        bool
+	noRequestTraces bool                             // WithMaxRequestTraces(0)
+	remote          map[string]oteltrace.SpanContext // request → remote parent
 }
 
 // spanKey finds a record's span: requests run at once, so two spans of
@@ -192,6 +193,44 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, sess *memory.Session
 		t.Errorf("%d spans for %d span records", n, nspans)
 	}
 
+	// Each request's root operator slices: one is the root of the request's
+	// trace (whichever was exported first), the others are its children.
+	rootCtx := oteltrace.SpanContext{}
+	if session != nil {
+		rootCtx = session.SpanContext()
+	}
+	reqRoot := map[string]sdktrace.ReadOnlySpan{}
+	for i := range recs {
+		r := &recs[i]
+		if r.Kind != profiler.KindOperator || r.Parent != 0 || r.Request == "" || want.remote[r.Request].IsValid() {
+			continue
+		}
+		if s := spanOf[r.ID]; s.Parent().SpanID() == rootCtx.SpanID() {
+			if reqRoot[r.Request] != nil && !want.noRequestTraces {
+				t.Errorf("request %s: two operator slices at the top of its trace", r.Request)
+			}
+			reqRoot[r.Request] = s
+		}
+	}
+
+	// With request traces, every operator slice of a request is in one trace.
+	if !want.noRequestTraces {
+		traces := map[string]map[oteltrace.TraceID]bool{}
+		for i := range recs {
+			if r := &recs[i]; r.Kind == profiler.KindOperator && r.Request != "" {
+				if traces[r.Request] == nil {
+					traces[r.Request] = map[oteltrace.TraceID]bool{}
+				}
+				traces[r.Request][spanOf[r.ID].SpanContext().TraceID()] = true
+			}
+		}
+		for req, ids := range traces {
+			if len(ids) != 1 {
+				t.Errorf("request %s: operator slices in %d traces, want 1", req, len(ids))
+			}
+		}
+	}
+
 	wantEvents := map[oteltrace.SpanID][]sdktrace.Event{}
 	for i := range recs {
 		r := &recs[i]
@@ -226,7 +265,19 @@ func checkTree(t *testing.T, spans []sdktrace.ReadOnlySpan, sess *memory.Session
 			t.Errorf("%q: kind %v", r.Name, s.SpanKind())
 		}
 		var wantParent oteltrace.SpanContext
+		joined := false // a root of a request in the request's trace
 		switch {
+		case r.Parent == 0 && r.Request != "" && !want.remote[r.Request].IsValid() && !want.noRequestTraces:
+			root := reqRoot[r.Request]
+			if s == root {
+				break // the request's trace root: a root like any other
+			}
+			if r.Kind == profiler.KindOperator || s.Parent().SpanID() == root.SpanContext().SpanID() {
+				wantParent, joined = root.SpanContext(), true
+			}
+		}
+		switch {
+		case joined:
 		case r.Parent != 0:
 			ps, ok := spanOf[r.Parent]
 			if !ok {
@@ -352,6 +403,9 @@ func TestProfilerSession(t *testing.T) {
 		{name: "session span and counters", nreq: 3, steps: 10,
 			opts: []otelsink.Option{otelsink.WithSessionSpan(true), otelsink.WithCounters(true)},
 			want: treeWant{sessionSpan: true, counters: true}},
+		{name: "a trace per root", nreq: 3, steps: 4,
+			opts: []otelsink.Option{otelsink.WithMaxRequestTraces(0)},
+			want: treeWant{noRequestTraces: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tp, rec := newRecorder(t)

@@ -164,6 +164,20 @@ func TestOTLPWire(t *testing.T) {
 		t.Errorf("%d spans arrived without a record", len(byKey))
 	}
 
+	// A request's first root operator slice heads its trace; its other
+	// roots are children of it (see WithMaxRequestTraces).
+	reqRoot := map[string]*tracepb.Span{}
+	for i := range recs {
+		r := &recs[i]
+		if sp := spanOf[r.ID]; r.Kind == profiler.KindOperator && r.Parent == 0 && r.Request != "req-2" &&
+			bytes.Equal(sp.GetParentSpanId(), session.GetSpanId()) {
+			if reqRoot[r.Request] != nil {
+				t.Errorf("request %s: two operator slices at the top of its trace", r.Request)
+			}
+			reqRoot[r.Request] = sp
+		}
+	}
+
 	var nevents, wantEvents int
 	for i := range recs {
 		r := &recs[i]
@@ -198,6 +212,9 @@ func TestOTLPWire(t *testing.T) {
 		case r.Request == "req-2":
 			tid, sid := remote.TraceID(), remote.SpanID()
 			wantTrace, wantParent = tid[:], sid[:]
+		case r.Request != "" && sp != reqRoot[r.Request] && (r.Kind == profiler.KindOperator ||
+			bytes.Equal(sp.GetParentSpanId(), reqRoot[r.Request].GetSpanId())):
+			wantTrace, wantParent = reqRoot[r.Request].GetTraceId(), reqRoot[r.Request].GetSpanId()
 		default:
 			wantTrace, wantParent = session.GetTraceId(), session.GetSpanId()
 		}

@@ -37,7 +37,7 @@ type spanRef struct {
 	state uint16 // index into sessionSink.states; 0: empty
 }
 
-type counts struct{ spans, events, orphans, dropped, droppedEvents uint64 }
+type counts struct{ spans, events, orphans, dropped, droppedEvents, requestTraces uint64 }
 
 // openSpan is an exported span kept open for late events.
 type openSpan struct {
@@ -70,6 +70,8 @@ type sessionSink struct {
 	lastCtxID uint64          // parentCtx's cache
 	lastCtx   context.Context // carries the span exported for lastCtxID
 
+	reqRoots map[string]spanRef // each request's first root span (WithMaxRequestTraces)
+
 	done     map[uint64]spanRef // exported spans by record id
 	wait     map[uint64]int32   // parent id → first pending record
 	blocks   [][]pending
@@ -96,14 +98,15 @@ type sessionSink struct {
 
 func newSessionSink(e *Exporter, info profiler.SessionInfo) *sessionSink {
 	s := &sessionSink{
-		e:       e,
-		info:    info,
-		tracer:  e.tracer,
-		done:    make(map[uint64]spanRef),
-		wait:    make(map[uint64]int32),
-		free:    -1,
-		states:  []oteltrace.TraceState{{}},
-		rootCtx: context.Background(),
+		e:        e,
+		info:     info,
+		tracer:   e.tracer,
+		done:     make(map[uint64]spanRef),
+		reqRoots: make(map[string]spanRef),
+		wait:     make(map[uint64]int32),
+		free:     -1,
+		states:   []oteltrace.TraceState{{}},
+		rootCtx:  context.Background(),
 	}
 	if e.cfg.sessionSpan {
 		_, s.session = s.tracer.Start(context.Background(), "omniflow.profile "+info.Name,
@@ -207,7 +210,7 @@ func (s *sessionSink) add(r *profiler.Record) {
 			s.addRootEvent(r)
 			return
 		}
-		s.exportTree(r, s.rootParent(r))
+		s.exportRoot(r)
 		return
 	}
 	if ref, ok := s.done[parent]; ok {
@@ -302,7 +305,7 @@ func (s *sessionSink) releaseOrphans(head int32) {
 		next := p.next
 		if p.rec.Kind.IsSpan() {
 			s.n.orphans++
-			s.exportTree(&p.rec, s.rootParent(&p.rec))
+			s.exportRoot(&p.rec)
 		} else {
 			s.addRootEvent(&p.rec)
 		}
@@ -340,16 +343,38 @@ func (s *sessionSink) exportOrphans() {
 	}
 }
 
-// rootParent is the context that makes the parent of a record without a
-// recorded one: the request's remote parent, else the session span, else
-// none.
-func (s *sessionSink) rootParent(r *profiler.Record) context.Context {
-	if r.Request != "" && s.e.cfg.maxReqParents > 0 {
-		if sc, ok := s.e.parents.get(r.Request); ok {
-			return oteltrace.ContextWithSpanContext(context.Background(), sc)
+// exportRoot exports a record without a recorded parent, and its subtree,
+// under rootParent; the first one of a request is remembered as the parent
+// of the request's later roots.
+func (s *sessionSink) exportRoot(r *profiler.Record) {
+	req, id := r.Request, r.ID
+	parent, first := s.rootParent(r)
+	s.exportTree(r, parent)
+	if first && id != 0 {
+		if ref, ok := s.done[id]; ok {
+			s.reqRoots[req] = ref
+			s.n.requestTraces++
 		}
 	}
-	return s.rootCtx
+}
+
+// rootParent is the context that makes the parent of a record without a
+// recorded one: the request's remote parent, else the request's first root
+// operator slice, else the session span, else none. first says that the
+// record is its request's first root operator slice, to be remembered.
+func (s *sessionSink) rootParent(r *profiler.Record) (parent context.Context, first bool) {
+	if r.Request == "" {
+		return s.rootCtx, false
+	}
+	if s.e.cfg.maxReqParents > 0 {
+		if sc, ok := s.e.parents.get(r.Request); ok {
+			return oteltrace.ContextWithSpanContext(context.Background(), sc), false
+		}
+	}
+	if ref, ok := s.reqRoots[r.Request]; ok {
+		return oteltrace.ContextWithSpanContext(context.Background(), s.spanContext(ref)), false
+	}
+	return s.rootCtx, r.Kind == profiler.KindOperator && len(s.reqRoots) < s.e.cfg.maxReqTraces
 }
 
 // parentCtx returns a context carrying the exported span id (ref), reusing
@@ -599,5 +624,6 @@ func (s *sessionSink) Stats() map[string]float64 {
 		"orphans":        float64(t.orphans),
 		"dropped":        float64(t.dropped),
 		"dropped_events": float64(t.droppedEvents),
+		"request_traces": float64(t.requestTraces),
 	}
 }
