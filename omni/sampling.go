@@ -114,18 +114,6 @@ func newTokenSampler(seed, stream uint64, p device.SampleParams) *tokenSampler {
 	return &tokenSampler{rng: rand.New(rand.NewPCG(seed, stream)), params: p}
 }
 
-// sample is sampleCtx without a context: its kernel span is recorded only
-// where a caller passes one. Its parameters were validated with the
-// request and its history holds vocabulary ids, so the kernel's errors
-// cannot happen here; one that did would be a bug, and panics.
-func (t *tokenSampler) sample(logits []float32, prev []int32, mask ...int32) int32 {
-	tok, err := t.sampleCtx(context.Background(), logits, prev, mask...)
-	if err != nil {
-		panic(fmt.Sprintf("omni: sampling a validated request: %v", err))
-	}
-	return tok
-}
-
 // sampleCtx draws from logits with history prev through device.Sample (a
 // "sample" kernel span under ctx); the ids in mask are excluded (their
 // logits set to −Inf in a copy).

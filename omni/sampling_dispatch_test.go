@@ -40,7 +40,10 @@ func TestTokenSamplerMatchesCPU(t *testing.T) {
 				masked[id] = float32(math.Inf(-1))
 			}
 			want := ref.Sample(masked, prev, p, refRng)
-			got := ts.sample(logits, prev, mask...)
+			got, err := ts.sampleCtx(context.Background(), logits, prev, mask...)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got != want {
 				t.Fatalf("%+v step %d: token %d, want %d", p, step, got, want)
 			}

@@ -3,6 +3,7 @@ package omni
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/omniflow-go/omniflow/device/cpu"
@@ -276,10 +277,12 @@ func (e *Engine) talkerStep(ctx, quiet context.Context, batch []*talkerSeq) erro
 			mask = append(mask, tc.EOS())
 		}
 		var tok int32
-		e.requestWork(ctx, StageTalker, s.r.id, &s.anchored, "talker.sample", func(context.Context) error {
-			tok = s.sampler.sample(ld[i*v:(i+1)*v], s.codes, mask...)
-			return nil
-		}, profiler.Int("code", j))
+		if err := e.requestWork(ctx, StageTalker, s.r.id, &s.anchored, "talker.sample", func(ctx context.Context) (err error) {
+			tok, err = s.sampler.sampleCtx(ctx, ld[i*v:(i+1)*v], s.codes, mask...)
+			return err
+		}, profiler.Int("code", j)); err != nil {
+			return fmt.Errorf("talker: sampling request %q: %w", s.r.id, err)
+		}
 		s.prompt = nil
 		s.prefilled = true
 		switch {

@@ -227,10 +227,12 @@ func (e *Engine) thinkerStep(ctx, quiet context.Context, active []*thinkerSeq) e
 	ld := logits.Float32s()
 	toks := make([]int32, len(active))
 	for i, s := range active {
-		e.requestWork(ctx, StageThinker, s.r.id, &s.anchored, "thinker.sample", func(context.Context) error {
-			toks[i] = s.sampler.sample(ld[i*v:(i+1)*v], s.history, e.badIDs...)
-			return nil
-		})
+		if err := e.requestWork(ctx, StageThinker, s.r.id, &s.anchored, "thinker.sample", func(ctx context.Context) (err error) {
+			toks[i], err = s.sampler.sampleCtx(ctx, ld[i*v:(i+1)*v], s.history, e.badIDs...)
+			return err
+		}); err != nil {
+			return fmt.Errorf("thinker: sampling request %q: %w", s.r.id, err)
+		}
 	}
 	// The sampled tokens' embeddings: the next step's input rows, and with
 	// the hidden states the talker's conditioning.
