@@ -19,7 +19,8 @@
 //     Max, ArgMax along the last axis
 //   - softmax.go: Softmax, SoftmaxScaled, SoftmaxCausal, CausalMask,
 //     LogSoftmax
-//   - norm.go: LayerNorm, RMSNorm, GroupNorm
+//   - norm.go: LayerNorm, RMSNorm, RMSNormChannels (over the channels of
+//     channel-first [N, C, spatial], no transpose), GroupNorm
 //   - activation.go: GELU (erf), GELUTanh, SiLU, SwiGLU, SwiGLUFused
 //   - rope.go: RopeTable, Rope, RopeAt (rotate-half and interleaved pairs)
 //   - attention.go, kvcache.go: Attention (blockwise online softmax on

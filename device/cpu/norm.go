@@ -80,6 +80,101 @@ func RMSNorm(threads int, dst, x []float32, rows, cols int, weight []float32, ep
 	})
 }
 
+// RMSNormChannels is RMSNorm over the channels of a channel-first x
+// ([n, c, spatial], spatial being the product of the spatial dims): at each
+// image n and position p, dst = x / sqrt(mean_c(x²) + eps) * weight[c]
+// (weight [c]; nil means 1). It is the norm of Wan's VAE (its RMS_norm,
+// F.normalize(x, dim=1)·√C·γ, is this with eps = 1e-24/C), computed in
+// place of a transpose to [n, spatial, c] and back. Positions are taken in
+// blocks, so the channel rows of a block are still in cache when they are
+// read again to be scaled. dst may be x.
+func RMSNormChannels(threads int, dst, x []float32, n, c, spatial int, weight []float32, eps float32) {
+	mustDims("RMSNormChannels", n, c, spatial)
+	mustLen("RMSNormChannels", "x", x, n*c*spatial)
+	mustLen("RMSNormChannels", "dst", dst, n*c*spatial)
+	if weight != nil {
+		mustLen("RMSNormChannels", "weight", weight, c)
+	}
+	if n*c*spatial == 0 {
+		return
+	}
+	if spatial == 1 { // [n, c]: the channels are the rows
+		RMSNorm(threads, dst, x, n, c, weight, eps)
+		return
+	}
+	block := channelBlock(c, spatial)
+	per := (spatial + block - 1) / block // blocks per image
+	ParallelFor(threads, n*per, grainFor(2*c*block), func(lo, hi int) {
+		var accBuf [maxChannelBlock]float64
+		var rstdBuf [maxChannelBlock]float32
+		for task := lo; task < hi; task++ {
+			img, p0 := task/per, task%per*block
+			p1 := min(p0+block, spatial)
+			acc, rstd := accBuf[:p1-p0], rstdBuf[:p1-p0]
+			clear(acc)
+			base, m := img*c*spatial, p1-p0
+			// Four channels per sweep: a quarter of the loads and stores
+			// of the sums.
+			ch := 0
+			for ; ch+4 <= c; ch += 4 {
+				o := base + ch*spatial + p0
+				r0, r1 := x[o:o+m], x[o+spatial:o+spatial+m]
+				r2, r3 := x[o+2*spatial:o+2*spatial+m], x[o+3*spatial:o+3*spatial+m]
+				for i, v := range r0 {
+					v0, v1, v2, v3 := float64(v), float64(r1[i]), float64(r2[i]), float64(r3[i])
+					acc[i] += v0*v0 + v1*v1 + (v2*v2 + v3*v3)
+				}
+			}
+			for ; ch < c; ch++ {
+				o := base + ch*spatial + p0
+				for i, v := range x[o : o+m] {
+					acc[i] += float64(v) * float64(v)
+				}
+			}
+			inv := 1 / float64(c)
+			for i, q := range acc {
+				rstd[i] = float32(1 / math.Sqrt(q*inv+float64(eps)))
+			}
+			for ch := range c {
+				row := x[base+ch*spatial+p0 : base+ch*spatial+p1]
+				out := dst[base+ch*spatial+p0 : base+ch*spatial+p1]
+				r := rstd[:len(row)]
+				out = out[:len(row)]
+				if weight == nil {
+					for i, v := range row {
+						out[i] = v * r[i]
+					}
+					continue
+				}
+				w := weight[ch]
+				for i, v := range row {
+					out[i] = v * r[i] * w
+				}
+			}
+		}
+	})
+}
+
+// maxChannelBlock bounds the positions RMSNormChannels takes per task.
+const maxChannelBlock = 1024
+
+// channelBlock returns how many positions RMSNormChannels normalizes per
+// task: as many as fit in 2 MiB of x (c rows of the block; about one
+// core's share of a server's L3, so the second pass still hits cache), at
+// least 64 and at most maxChannelBlock, then evened out so the last block
+// of an image is not a sliver. Long rows measured faster than short ones
+// on an AMD EPYC, two threads, 96 to 512 channels (256 → 1024 positions:
+// 4.4–8.6 → 6.9–12.7 GB/s), even once a block outgrows L2: each channel
+// row is a prefetch stream.
+func channelBlock(c, spatial int) int {
+	b := max(64, min(maxChannelBlock, (2<<20)/4/max(c, 1)))
+	if b >= spatial {
+		return spatial
+	}
+	blocks := (spatial + b - 1) / b
+	return (spatial + blocks - 1) / blocks
+}
+
 // GroupNorm normalizes x ([n, c, spatial], spatial being the product of the
 // spatial dims: H*W, or T*H*W) over groups of c/groups consecutive channels
 // and all spatial positions, then applies the optional per-channel weight

@@ -120,6 +120,73 @@ func TestRMSNorm(t *testing.T) {
 	}
 }
 
+// TestRMSNormChannels checks the channel-first RMS norm against its
+// definition in float64, y = x / sqrt(mean_c(x²) + eps) * w_c, at every
+// image and position. Shapes cover one channel, one position (the rows
+// path), a block boundary that does not divide the positions, Wan's
+// channel counts and a position whose channels are all zero (with Wan's
+// eps of 1e-24/C it must give 0, not NaN). Tolerance: three float32
+// roundings (rstd, ·rstd, ·w) of quantities bounded by |y|, 3 u32
+// relative, plus a margin: 4 u32·|y|; the sums are in float64.
+func TestRMSNormChannels(t *testing.T) {
+	rng := newRand(33)
+	for _, tc := range []struct {
+		n, c, spatial int
+		weight        bool
+		eps           float32
+	}{
+		{1, 1, 7, true, 1e-6}, {2, 5, 1, true, 1e-6}, {1, 3, 1, false, 0.5}, {2, 4, 3 * 7 * 11, true, 1e-6},
+		{1, 96, 1000, true, 1e-24 / 96}, {2, 384, 12 * 13, false, 1e-24 / 384}, {1, 1024, 37, true, 1e-5},
+		{3, 16, 513, true, 1e-6},
+	} {
+		for _, threads := range []int{1, 2} {
+			t.Run(fmt.Sprintf("%dx%dx%d/w=%v/threads=%d", tc.n, tc.c, tc.spatial, tc.weight, threads), func(t *testing.T) {
+				x := randNormal(rng, tc.n*tc.c*tc.spatial, 3)
+				if tc.spatial > 1 {
+					for ch := range tc.c { // position 1 of image 0 is all zeros
+						x[ch*tc.spatial+1] = 0
+					}
+				}
+				var w []float32
+				if tc.weight {
+					w = randSlice(rng, tc.c, -2, 2)
+				}
+				want, tol := make([]float64, len(x)), make([]float64, len(x))
+				for img := range tc.n {
+					for p := range tc.spatial {
+						at := func(ch int) int { return (img*tc.c+ch)*tc.spatial + p }
+						ms := 0.0
+						for ch := range tc.c {
+							ms += float64(x[at(ch)]) * float64(x[at(ch)])
+						}
+						rs := 1 / math.Sqrt(ms/float64(tc.c)+float64(tc.eps))
+						for ch := range tc.c {
+							wi := 1.0
+							if w != nil {
+								wi = float64(w[ch])
+							}
+							y := float64(x[at(ch)]) * rs * wi
+							want[at(ch)], tol[at(ch)] = y, 4*u32*math.Abs(y)
+						}
+					}
+				}
+				dst := make([]float32, len(x))
+				RMSNormChannels(threads, dst, x, tc.n, tc.c, tc.spatial, w, tc.eps)
+				checkTol(t, "RMSNormChannels", dst, want, tol)
+				if tc.spatial > 1 {
+					for ch := range tc.c {
+						if v := dst[ch*tc.spatial+1]; v != 0 {
+							t.Fatalf("zero position, channel %d: %v, want 0", ch, v)
+						}
+					}
+				}
+				RMSNormChannels(threads, x, x, tc.n, tc.c, tc.spatial, w, tc.eps) // in place
+				checkTol(t, "RMSNormChannels in place", x, want, tol)
+			})
+		}
+	}
+}
+
 func TestGroupNorm(t *testing.T) {
 	rng := newRand(32)
 	for _, tc := range []struct {
@@ -171,6 +238,8 @@ func TestNormPanics(t *testing.T) {
 	mustPanic(t, "LayerNorm weight", func() { LayerNorm(1, x, x, 3, 4, make([]float32, 3), nil, 1e-5) })
 	mustPanic(t, "RMSNorm len", func() { RMSNorm(1, x, x, 5, 4, nil, 1e-5) })
 	mustPanic(t, "GroupNorm groups", func() { GroupNorm(1, x, x, 1, 6, 2, 4, nil, nil, 1e-5) })
+	mustPanic(t, "RMSNormChannels weight", func() { RMSNormChannels(1, x, x, 1, 3, 4, make([]float32, 4), 1e-5) })
+	mustPanic(t, "RMSNormChannels len", func() { RMSNormChannels(1, x, x, 2, 3, 4, nil, 1e-5) })
 }
 
 func BenchmarkLayerNorm(b *testing.B) {
@@ -197,6 +266,34 @@ func BenchmarkRMSNorm(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				RMSNorm(0, dst, x, sh.rows, sh.cols, w, 1e-6)
+			}
+			reportGBs(b, float64(8*len(x)))
+		})
+	}
+}
+
+// BenchmarkRMSNormChannels runs the channel-first RMS norm at Wan 2.1
+// VAE decoder shapes [N, C, T, H, W] (the 384-channel middle at a 480×832
+// video's latent size, one frame; the last 96-channel stage on 4 frames of
+// a 128×128 tile) and one 2-D Z-Image-like [1, 512, 64, 64]. GB/s counts x
+// read once and the result written once.
+func BenchmarkRMSNormChannels(b *testing.B) {
+	for _, sh := range [][]int{{1, 384, 1, 60, 104}, {1, 96, 4, 128, 128}, {1, 512, 64, 64}} {
+		name := fmt.Sprint(sh[0])
+		for _, d := range sh[1:] {
+			name += fmt.Sprintf("x%d", d)
+		}
+		b.Run("cpu/f32/"+name, func(b *testing.B) {
+			n, c, spatial := sh[0], sh[1], 1
+			for _, d := range sh[2:] {
+				spatial *= d
+			}
+			rng := newRand(1)
+			x, w := randNormal(rng, n*c*spatial, 1), randSlice(rng, c, 0.5, 1.5)
+			dst := make([]float32, len(x))
+			b.ReportAllocs()
+			for b.Loop() {
+				RMSNormChannels(0, dst, x, n, c, spatial, w, 1e-24/float32(c))
 			}
 			reportGBs(b, float64(8*len(x)))
 		})
