@@ -108,6 +108,36 @@ func TestBadInputs(t *testing.T) {
 		{"rms_norm negative eps", device.ErrParam, []string{"rms_norm", "eps"}, func() error { return ok1(device.RMSNorm(ctx, z(2, 4), nil, -1)) }},
 		{"rms_norm nil", device.ErrNilTensor, []string{"rms_norm", "x"}, func() error { return ok1(device.RMSNorm(ctx, nil, nil, 1e-5)) }},
 		{"rms_norm scalar", device.ErrShape, []string{"rms_norm"}, func() error { return ok1(device.RMSNorm(ctx, z(), nil, 1e-5)) }},
+		{"rms_norm_channels nil", device.ErrNilTensor, []string{"rms_norm_channels", "x"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, nil, nil, 1e-5))
+		}},
+		{"rms_norm_channels rank 1", device.ErrShape, []string{"rms_norm_channels", "x"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(4), nil, 1e-5))
+		}},
+		{"rms_norm_channels scalar", device.ErrShape, []string{"rms_norm_channels", "x"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(), nil, 1e-5))
+		}},
+		{"rms_norm_channels weight", device.ErrShape, []string{"rms_norm_channels", "weight"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(1, 4, 3, 3), z(3), 1e-5))
+		}},
+		{"rms_norm_channels weight of the last axis", device.ErrShape, []string{"rms_norm_channels", "weight"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(1, 4, 2, 6), z(6), 1e-5))
+		}},
+		{"rms_norm_channels nan eps", device.ErrParam, []string{"rms_norm_channels", "eps"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(1, 4, 3), nil, nan))
+		}},
+		{"rms_norm_channels inf eps", device.ErrParam, []string{"rms_norm_channels", "eps"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(1, 4, 3), nil, float32(math.Inf(1))))
+		}},
+		{"rms_norm_channels negative eps", device.ErrParam, []string{"rms_norm_channels", "eps"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(1, 4, 3), nil, -1e-6))
+		}},
+		{"rms_norm_channels int x", device.ErrDType, []string{"rms_norm_channels", "x"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, zt(tensor.Int32, 1, 4, 3), nil, 1e-5))
+		}},
+		{"rms_norm_channels int weight", device.ErrDType, []string{"rms_norm_channels", "weight"}, func() error {
+			return ok1(device.RMSNormChannels(ctx, z(1, 4, 3), zt(tensor.Int64, 4), 1e-5))
+		}},
 		{"group_norm rank", device.ErrShape, []string{"group_norm"}, func() error { return ok1(device.GroupNorm(ctx, z(4), 2, nil, nil, 1e-5)) }},
 		{"group_norm groups", device.ErrShape, []string{"group_norm", "groups"}, func() error { return ok1(device.GroupNorm(ctx, z(1, 6, 2), 4, nil, nil, 1e-5)) }},
 		{"group_norm zero groups", device.ErrShape, []string{"group_norm"}, func() error { return ok1(device.GroupNorm(ctx, z(1, 6, 2), 0, nil, nil, 1e-5)) }},
@@ -406,6 +436,12 @@ func TestEmptyOperands(t *testing.T) {
 		check("rms_norm no rows", out, err, []int{0, 4}, 0)
 		out, err = device.LayerNorm(ctx, put(z(2, 0)), nil, nil, 1e-5)
 		check("layer_norm empty rows", out, err, []int{2, 0}, 0)
+		out, err = device.RMSNormChannels(ctx, put(z(0, 4, 3)), nil, 1e-5)
+		check("rms_norm_channels no images", out, err, []int{0, 4, 3}, 0)
+		out, err = device.RMSNormChannels(ctx, put(z(2, 0, 3, 3)), put(z(0)), 1e-5)
+		check("rms_norm_channels no channels", out, err, []int{2, 0, 3, 3}, 0)
+		out, err = device.RMSNormChannels(ctx, put(z(2, 4, 0)), nil, 1e-5)
+		check("rms_norm_channels no positions", out, err, []int{2, 4, 0}, 0)
 		out, err = device.GroupNorm(ctx, put(z(0, 4, 3)), 2, nil, nil, 1e-5)
 		check("group_norm no images", out, err, []int{0, 4, 3}, 0)
 		out, err = device.Add(ctx, put(z(0, 3)), put(z(3)))

@@ -37,6 +37,10 @@ func BenchmarkKernels(b *testing.B) {
 			func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
 				return device.RMSNorm(ctx, in[0], in[1], 1e-6)
 			}},
+		{"rms_norm_channels/1x384x1x60x104", []*tensor.Tensor{randT(rng, 1, 384, 1, 60, 104), randT(rng, 384, 1, 1, 1)}, 4 * (2*384*60*104 + 384),
+			func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
+				return device.RMSNormChannels(ctx, in[0], in[1], 1e-24/384)
+			}},
 		{"attention/decode-q28-kv4-512x128", []*tensor.Tensor{randT(rng, 1, 1, 28, 128), randT(rng, 1, 512, 4, 128), randT(rng, 1, 512, 4, 128)},
 			4 * (2*28*128 + 2*512*4*128),
 			func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {

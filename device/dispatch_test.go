@@ -74,6 +74,9 @@ func dispatchCases(rng *rand.Rand) []dispatchCase {
 		{"rms_norm", []*tensor.Tensor{randT(rng, 3, 8), randT(rng, 8)}, func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
 			return device.RMSNorm(ctx, in[0], in[1], 1e-6)
 		}},
+		{"rms_norm_channels", []*tensor.Tensor{randT(rng, 2, 4, 3, 5), randT(rng, 4)}, func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
+			return device.RMSNormChannels(ctx, in[0], in[1], 1e-24/4)
+		}},
 		{"attention", []*tensor.Tensor{q, k, v}, func(ctx context.Context, in []*tensor.Tensor) (*tensor.Tensor, error) {
 			return device.Attention(ctx, in[0], in[1], in[2], device.AttentionOptions{Causal: true, Past: 2})
 		}},

@@ -111,6 +111,12 @@ type RMSNormer interface {
 	RMSNorm(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error)
 }
 
+// ChannelRMSNormer is a backend's RMSNormChannels: RMSNorm over axis 1 of
+// a channel-first tensor (weight may be nil).
+type ChannelRMSNormer interface {
+	RMSNormChannels(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error)
+}
+
 // GroupNormer is a backend's GroupNorm (weight and bias may be nil).
 type GroupNormer interface {
 	GroupNorm(ctx context.Context, x *tensor.Tensor, groups int, weight, bias *tensor.Tensor, eps float32) (*tensor.Tensor, error)

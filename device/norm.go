@@ -60,6 +60,45 @@ func RMSNorm(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tenso
 		})
 }
 
+// RMSNormChannels is RMSNorm over axis 1 of a channel-first x
+// [N, C, spatial...]: at each image and position, the C values are scaled
+// by 1/√(mean over channels of x² + eps), then channel c by weight[c]
+// (C elements, any shape, such as Wan's [C, 1, 1, 1] gamma; nil means 1).
+// It runs without transposing x to channel-last and back. eps = 0 gives
+// NaN at a position whose channels are all zero. Wan's VAE RMS_norm,
+// F.normalize(x, dim=1)·√C·γ, is this with eps = 1e-24/C (F.normalize
+// clamps the norm at 1e-12). For a rank-2 x [N, C] it equals RMSNorm.
+func RMSNormChannels(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
+	const name = "rms_norm_channels"
+	if err := present(name, operand{"x", x}); err != nil {
+		return nil, err
+	}
+	if x.Rank() < 2 {
+		return nil, shapeErr("%s: x: want [N, C, ...], got %v", name, x.Shape())
+	}
+	n, c := x.Dim(0), x.Dim(1)
+	if err := firstErr(floatOperands(name, operand{"x", x}, operand{"weight", weight}), checkLen(name, weight, c, "weight"),
+		checkEps(name, eps)); err != nil {
+		return nil, err
+	}
+	spatial := prod(x.Shape()[2:])
+	size := x.NumElements()
+	return dispatch(ctx, name, cost{flops: 4 * int64(size), bytes: traffic(size, x, weight)}, []*tensor.Tensor{x, weight},
+		func(ctx context.Context, d ChannelRMSNormer) (*tensor.Tensor, error) {
+			return d.RMSNormChannels(ctx, x, weight, eps)
+		},
+		func(k *kernelCall) (*tensor.Tensor, error) {
+			in, err := k.data(x, weight)
+			if err != nil {
+				return nil, err
+			}
+			return k.output(x.Shape(), func(dst []float32) error {
+				cpu.RMSNormChannels(k.cpu.Threads(), dst, in[0], n, c, spatial, in[1], eps)
+				return nil
+			})
+		})
+}
+
 // GroupNorm normalizes x [N, C, spatial...] over groups of C/groups
 // channels and all spatial positions, then applies per-channel weight and
 // bias ([C]; nil means 1 and 0).

@@ -79,7 +79,7 @@ var AllKernels = []string{
 	"add", "sub", "mul", "div", "swiglu",
 	"sum", "mean", "max", "argmax",
 	"softmax", "log_softmax",
-	"layer_norm", "rms_norm", "group_norm",
+	"layer_norm", "rms_norm", "rms_norm_channels", "group_norm",
 	"rope", "attention",
 	"conv1d", "conv2d", "conv3d", "conv_transpose1d",
 	"embedding", "sample",
@@ -367,6 +367,13 @@ func (s *Sim) LayerNorm(ctx context.Context, x, weight, bias *tensor.Tensor, eps
 func (s *Sim) RMSNorm(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
 	return s.run(ctx, "rms_norm", func(c context.Context, h []*tensor.Tensor) (*tensor.Tensor, error) {
 		return device.RMSNorm(c, h[0], h[1], eps)
+	}, x, weight)
+}
+
+// RMSNormChannels implements device.ChannelRMSNormer.
+func (s *Sim) RMSNormChannels(ctx context.Context, x, weight *tensor.Tensor, eps float32) (*tensor.Tensor, error) {
+	return s.run(ctx, "rms_norm_channels", func(c context.Context, h []*tensor.Tensor) (*tensor.Tensor, error) {
+		return device.RMSNormChannels(c, h[0], h[1], eps)
 	}, x, weight)
 }
 
