@@ -6,7 +6,6 @@ import (
 	"math"
 
 	"github.com/omniflow-go/omniflow/device"
-	"github.com/omniflow-go/omniflow/device/cpu"
 	"github.com/omniflow-go/omniflow/operators/nn"
 	"github.com/omniflow-go/omniflow/profiler"
 	"github.com/omniflow-go/omniflow/tensor"
@@ -76,7 +75,10 @@ func channelFirst(x *tensor.Tensor) (*tensor.Tensor, error) {
 }
 
 // rmsNorm is Wan's RMS_norm over channels: F.normalize(x, dim=1)·√C·γ,
-// which is x/√(mean over channels of x²)·γ.
+// which is x/√(mean over channels of x² + ε)·γ with ε = 1e-24/C
+// (F.normalize clamps the norm at 1e-12), device.RMSNormChannels: one
+// kernel on the channel-first tensor, without the two transposes that
+// the last-axis RMSNorm would need (they took a quarter of a decode).
 type rmsNorm struct {
 	name  string
 	gamma *tensor.Tensor // [C, 1, 1(, 1)]
@@ -95,66 +97,14 @@ func newRMSNorm(src nn.Source, name string, c int, images bool) (*rmsNorm, error
 }
 
 func (n *rmsNorm) forward(ctx context.Context, x *tensor.Tensor) (*tensor.Tensor, error) {
-	_, span := profiler.Start(ctx, "RMSNorm", profiler.String("name", n.name))
+	ctx, span := profiler.Start(ctx, "RMSNorm", profiler.String("name", n.name))
 	defer span.End()
-	xc, err := x.Contiguous()
+	c := n.gamma.NumElements()
+	out, err := device.RMSNormChannels(ctx, x, n.gamma, float32(1e-24/float64(c)))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", n.name, err)
 	}
-	defer xc.Release()
-	g, err := n.gamma.Contiguous()
-	if err != nil {
-		return nil, err
-	}
-	defer g.Release()
-	if x.Rank() < 2 || g.NumElements() != x.Dim(1) {
-		return nil, fmt.Errorf("%s: %w: input %v, gamma %v", n.name, device.ErrShape, x.Shape(), n.gamma.Shape())
-	}
-	out, err := device.CPUFrom(ctx).Alloc(ctx, tensor.Float32, x.Shape())
-	if err != nil {
-		return nil, err
-	}
-	channelRMSNorm(device.CPUFrom(ctx).Threads(), out.Float32s(), xc.Float32s(), g.Float32s(), x.Dim(0), x.Dim(1))
 	return out, nil
-}
-
-// channelRMSNorm normalizes x [N, C, S] over C in place of a transpose: per
-// position s, y = x/√(mean_c x² + ε)·γ_c. The device's RMSNorm works on the
-// last axis only; going through it would cost two transposes, which took
-// a quarter of a decode. F.normalize clamps the norm at 1e-12, which is an
-// ε of 1e-24/C on the mean square.
-func channelRMSNorm(threads int, dst, x, gamma []float32, n, c int) {
-	s := len(x) / max(n*c, 1)
-	const block = 256 // positions per task: C rows of it stay in cache
-	tasks := n * ((s + block - 1) / block)
-	cpu.ParallelFor(threads, tasks, 1, func(lo, hi int) {
-		acc := make([]float64, block)
-		per := (s + block - 1) / block
-		for task := lo; task < hi; task++ {
-			b, p0 := task/per, task%per*block
-			p1 := min(p0+block, s)
-			a := acc[:p1-p0]
-			clear(a)
-			base := b * c * s
-			for ch := range c {
-				row := x[base+ch*s+p0 : base+ch*s+p1]
-				for i, v := range row {
-					a[i] += float64(v) * float64(v)
-				}
-			}
-			for i := range a {
-				a[i] = 1 / math.Sqrt(a[i]/float64(c)+1e-24/float64(c))
-			}
-			for ch := range c {
-				row := x[base+ch*s+p0 : base+ch*s+p1]
-				out := dst[base+ch*s+p0 : base+ch*s+p1]
-				gm := float64(gamma[ch])
-				for i, v := range row {
-					out[i] = float32(float64(v) * a[i] * gm)
-				}
-			}
-		}
-	})
 }
 
 type groupNorm struct{ *nn.GroupNorm }

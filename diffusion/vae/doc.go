@@ -40,6 +40,8 @@
 // 2.2's VAE does; its different residual and up/down blocks are not
 // reproduced.
 //
-// Modules record module spans (VAEResBlock, VAEAttention, VAEResample and
-// nn's convs and norms); the operator spans come from the graph engine.
+// Modules record module spans (VAEResBlock, VAEAttention, VAEResample,
+// RMSNorm and nn's convs and norms), under which package device records
+// the kernel spans (Wan's RMSNorm is one rms_norm_channels kernel); the
+// operator spans come from the graph engine.
 package vae

@@ -11,6 +11,8 @@ import (
 
 	"github.com/omniflow-go/omniflow/diffusion/internal/weighttest"
 	"github.com/omniflow-go/omniflow/operators/nn"
+	"github.com/omniflow-go/omniflow/profiler"
+	"github.com/omniflow-go/omniflow/sinks/memory"
 	"github.com/omniflow-go/omniflow/tensor"
 	"github.com/omniflow-go/omniflow/tensor/safetensors"
 )
@@ -301,9 +303,15 @@ func TestPresetsAndFrames(t *testing.T) {
 }
 
 // TestChannelRMSNorm: Wan's RMS_norm, F.normalize(x, dim=1)·√C·γ, from its
-// definition in float64.
+// definition in float64, including a position whose channels are all zero
+// (F.normalize gives 0 there). Tolerance 1e-6·(1+|y|): the kernel's three
+// float32 roundings bound it by 4·2⁻²⁴|y| ≈ 2.4e-7|y|, with margin; its
+// ε = 1e-24/C differs from the clamp at 1e-12 only for norms near 1e-12.
 func TestChannelRMSNorm(t *testing.T) {
-	x := randTensor(9, 2, 5, 3, 7, 11) // 231 positions: more than one block
+	x := randTensor(9, 2, 5, 3, 7, 11)
+	for c := range 5 {
+		x.Float32s()[c*3*7*11+4] = 0 // image 0, position 4
+	}
 	gamma := randTensor(10, 5, 1, 1, 1)
 	n := &rmsNorm{name: "n", gamma: gamma}
 	y, err := n.forward(context.Background(), x)
@@ -321,10 +329,68 @@ func TestChannelRMSNorm(t *testing.T) {
 			norm = math.Max(math.Sqrt(norm), 1e-12)
 			for c := range 5 {
 				want := float64(x.Float32s()[(b*5+c)*s+p]) / norm * math.Sqrt(5) * float64(gamma.Float32s()[c])
-				if g := float64(y.Float32s()[(b*5+c)*s+p]); math.Abs(g-want) > 1e-6*(1+math.Abs(want)) {
+				if g := float64(y.Float32s()[(b*5+c)*s+p]); !(math.Abs(g-want) <= 1e-6*(1+math.Abs(want))) {
 					t.Fatalf("(%d, %d, %d) = %v, want %v", b, c, p, g, want)
 				}
 			}
+		}
+	}
+}
+
+// TestDecodeProfileHasChannelNormKernels: in a recorded Wan decode every
+// RMSNorm layer runs as one rms_norm_channels kernel span (device, dtype,
+// FLOPs, bytes) nested under it, and there are as many kernels as norms.
+func TestDecodeProfileHasChannelNormKernels(t *testing.T) {
+	dec, err := NewDecoder(nn.Random(1), TinyWan())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := memory.New()
+	p, err := profiler.New(profiler.WithSink(mem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	actx, act := p.Enter(ctx, profiler.Track{Stage: 0, StageName: "decode", LaneName: "vae"}, "decode")
+	y, err := dec.Decode(actx, randTensor(3, 1, 4, 2, 4, 4))
+	act.End(err)
+	if _, err := p.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	y.Release()
+	norms := map[uint64]int{} // RMSNorm span id -> its rms_norm_channels kernels
+	var kernels []profiler.Record
+	for _, r := range mem.Records() {
+		switch {
+		case r.Kind == profiler.KindModule && r.Name == "RMSNorm":
+			norms[r.ID] += 0
+		case r.Kind == profiler.KindKernel && r.Name == "rms_norm_channels":
+			kernels = append(kernels, r)
+		}
+	}
+	if len(norms) == 0 || len(kernels) != len(norms) {
+		t.Fatalf("%d RMSNorm layers and %d rms_norm_channels kernels, want as many, > 0", len(norms), len(kernels))
+	}
+	for _, k := range kernels {
+		if _, ok := norms[k.Parent]; !ok {
+			t.Fatalf("rms_norm_channels span %d is not under an RMSNorm layer", k.ID)
+		}
+		norms[k.Parent]++
+		for _, key := range []string{"device", "dtype", "flops", "bytes"} {
+			if _, ok := k.Attr(key); !ok {
+				t.Errorf("rms_norm_channels span without %s", key)
+			}
+		}
+	}
+	for id, n := range norms {
+		if n != 1 {
+			t.Errorf("RMSNorm span %d has %d rms_norm_channels kernels, want 1", id, n)
 		}
 	}
 }
