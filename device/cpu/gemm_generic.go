@@ -9,7 +9,7 @@ import (
 // register tiles sized to the register file: 4×4 (16 accumulators plus 8
 // operands) where there are 32 floating-point registers (arm64, ppc64,
 // riscv64, ...), 2×4 (8 + 6) on amd64 and 386, whose 16 (15 usable)
-// would spill the 4×4 tile on every k step. On the 2-core Zen 4 machine,
+// would spill the 4×4 tile on every k step. On the 2-core Zen 3 machine,
 // one thread, n = 256: 2×4 with k unrolled by 8 (below) 4.5–5.6 GFLOP/s,
 // the same tile one k step per iteration 2.5–3.8, gonum's pure-Go Sgemm
 // (-tags noasm) 1.5–2.3, all measured side by side.
