@@ -10,7 +10,6 @@ import (
 	"github.com/omniflow-go/omniflow/device"
 	"github.com/omniflow-go/omniflow/device/devicetest"
 	"github.com/omniflow-go/omniflow/profiler"
-	"github.com/omniflow-go/omniflow/sinks/memory"
 	"github.com/omniflow-go/omniflow/tensor"
 )
 
@@ -217,29 +216,17 @@ func TestMatMulBFloat16Inputs(t *testing.T) {
 }
 
 func TestKernelSpan(t *testing.T) {
-	ctx := context.Background()
-	mem := memory.New()
-	p, err := profiler.New(profiler.WithSink(mem), profiler.WithRecordShapes(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
 	cpu := device.NewCPU(device.WithThreads(1))
-	actx, act := p.Enter(device.WithDevice(ctx, cpu), profiler.Track{Stage: 0, StageName: "s", LaneName: "l"}, "op")
-	a, b := tensor.Zeros(tensor.Float32, 64, 32), tensor.Zeros(tensor.Float32, 32, 16)
-	out, err := device.MatMul(actx, a, b, false, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	act.End(nil)
-	if _, err := p.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
+	var out *tensor.Tensor
+	recs := record(t, cpu, func(ctx context.Context) {
+		a, b := tensor.Zeros(tensor.Float32, 64, 32), tensor.Zeros(tensor.Float32, 32, 16)
+		var err error
+		if out, err = device.MatMul(ctx, a, b, false, false); err != nil {
+			t.Fatal(err)
+		}
+	})
 	var k *profiler.Record
 	counters := 0
-	recs := mem.Records()
 	for i := range recs {
 		if recs[i].Kind == profiler.KindKernel {
 			k = &recs[i]

@@ -459,20 +459,19 @@ func (s *session) finalize(ctx context.Context, reason StopReason) {
 	// that took its end time earlier, so it ends inside the truncated
 	// activation that encloses it; a span ending later is not recorded.
 	stopMono := Now()
-	for a := range s.open {
-		r := a.cur.rec
+	cut := func(r Record) {
 		r.End = stopMono
 		s.addAttrs(&r, []Attr{Bool("truncated", true)})
 		tail = append(tail, r)
+	}
+	for a := range s.open {
+		cut(a.cur.rec)
 	}
 	clear(s.open)
 	// Iterations still running are cut the same way: the spans of theirs
 	// already accepted end inside them.
 	for d := range s.openIters {
-		r := d.rec
-		r.End = stopMono
-		s.addAttrs(&r, []Attr{Bool("truncated", true)})
-		tail = append(tail, r)
+		cut(d.rec)
 	}
 	clear(s.openIters)
 	s.openMu.Unlock()
